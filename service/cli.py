@@ -1,0 +1,148 @@
+"""The ``taskhook`` command (also ``python -m service``).
+
+Administrative commands work on the database directly, so an operator can create the first
+account and key before anything is served. Results go to stdout (a raw key always as the last
+line); logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import uvicorn
+
+from service import usecases
+from service.app import create_app, open_store
+from service.core.clock import system_clock
+from service.errors import ConfigError, TaskhookError
+from service.logs import configure_logging
+from service.settings import Settings, load_settings
+from service.store.sqlite import SqliteStore
+
+T = TypeVar("T")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskhook", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="address to bind (default from config)")
+    serve.add_argument("--port", type=int, help="port to bind (default from config / PORT)")
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(
+        dest="action", required=True
+    )
+    db.add_parser("migrate", help="apply pending migrations")
+
+    accounts = commands.add_parser("accounts", help="manage accounts").add_subparsers(
+        dest="action", required=True
+    )
+    create_account = accounts.add_parser("create", help="create an account; prints its id")
+    create_account.add_argument("name")
+    create_account.add_argument("--credits", type=int, default=0, help="initial grant")
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
+    create_key = keys.add_parser("create", help="create a key; prints it once, last line")
+    create_key.add_argument("--account", required=True, help="account id")
+    create_key.add_argument("--admin", action="store_true", help="an operator key")
+    revoke_key = keys.add_parser("revoke", help="revoke a key by its id (key_…)")
+    revoke_key.add_argument("key_id")
+
+    credits_ = commands.add_parser("credits", help="manage credits").add_subparsers(
+        dest="action", required=True
+    )
+    grant = credits_.add_parser("grant", help="add credits to an account")
+    grant.add_argument("account_id")
+    grant.add_argument("amount", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"taskhook: configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    configure_logging(settings.logging.format, settings.logging.level)
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    try:
+        return _run_admin(settings, args)
+    except TaskhookError as exc:
+        print(f"taskhook: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host or settings.service.host,
+        port=settings.service.port if port is None else port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,  # our middleware logs each request, with callback tokens redacted
+        log_config=None,
+        lifespan="on",
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _run_admin(settings: Settings, args: argparse.Namespace) -> int:
+    def with_store(work: Callable[[SqliteStore], Awaitable[T]]) -> T:
+        async def run() -> T:
+            store = open_store(settings)
+            await store.open()
+            try:
+                return await work(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(run())
+
+    clock = system_clock
+    match (args.command, args.action):
+        case ("db", "migrate"):
+            print(
+                "\n".join(f"applied {name}" for name in asyncio.run(_migrate(settings)))
+                or "database is up to date"
+            )
+        case ("accounts", "create"):
+            account = with_store(
+                lambda s: usecases.create_account(s, clock, args.name, args.credits)
+            )
+            print(account.id)
+        case ("keys", "create"):
+            key, raw = with_store(
+                lambda s: usecases.create_api_key(s, clock, args.account, admin=args.admin)
+            )
+            print(f"key id: {key.id}  account: {key.account_id}  admin: {key.is_admin}")
+            print("This key is shown once; store it now:")
+            print(raw)
+        case ("keys", "revoke"):
+            with_store(lambda s: usecases.revoke_api_key(s, clock, args.key_id))
+            print(f"revoked {args.key_id}")
+        case ("credits", "grant"):
+            entry = with_store(
+                lambda s: usecases.grant_credits(s, clock, args.account_id, args.amount)
+            )
+            print(f"{entry.id} +{entry.delta}")
+        case _:  # argparse makes this unreachable
+            raise AssertionError(args)
+    return 0
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    store = open_store(settings)
+    applied = await store.open()
+    await store.close()
+    return applied

@@ -1,0 +1,233 @@
+"""Image tasks: validating a request into a ``TaskSpec`` and presenting a ``Task``.
+
+Validation is strict (unknown fields are refused, like Stripe does) because a typo'd
+``resolutoin`` silently falling back to 1k is a worse surprise than a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from service.core.clock import to_rfc3339
+from service.core.ledger import TaskState
+from service.errors import ValidationFailed
+
+ASPECT_RATIOS = ("1:1", "3:2", "2:3", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "auto")
+RESOLUTIONS = ("1k", "2k", "4k")
+OUTPUT_FORMATS = ("png", "jpeg")
+TASK_TYPES = ("text-to-image", "edit")
+MAX_PROMPT = 5000
+MAX_IMAGES = 14
+MAX_IMAGE_URL = 2048
+MAX_METADATA_BYTES = 4096
+MAX_SEED = 2**32 - 1
+_FIELDS = frozenset(
+    {
+        "prompt",
+        "model",
+        "type",
+        "images",
+        "aspect_ratio",
+        "resolution",
+        "output_format",
+        "num_images",
+        "seed",
+        "provider",
+        "metadata",
+    }
+)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the client asked for, validated and with defaults filled in."""
+
+    prompt: str
+    model: str
+    type: str
+    provider: str
+    images: tuple[str, ...] = ()
+    aspect_ratio: str = "auto"
+    resolution: str = "1k"
+    output_format: str = "png"
+    num_images: int = 1
+    seed: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The generation parameters, as shown in the task object and sent upstream."""
+        return {
+            "aspect_ratio": self.aspect_ratio,
+            "resolution": self.resolution,
+            "output_format": self.output_format,
+            "num_images": self.num_images,
+            "seed": self.seed,
+            "images": list(self.images),
+        }
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    account_id: str
+    spec: TaskSpec
+    state: TaskState
+    cost_credits: int
+    refunded_credits: int
+    created_at: int
+
+
+def parse_task_request(
+    body: object, *, models: Collection[str], providers: Collection[str], default_provider: str
+) -> TaskSpec:
+    """Validate a ``POST /v1/tasks`` body; ``ValidationFailed`` names the first bad field."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("The request body must be a JSON object.")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Unknown field '{unknown[0]}'.", field=unknown[0])
+
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise ValidationFailed("prompt is required and must be a string.", field="prompt")
+    if not prompt.strip() or len(prompt) > MAX_PROMPT:
+        raise ValidationFailed(
+            f"prompt must be 1 to {MAX_PROMPT} characters and not blank.", field="prompt"
+        )
+
+    model = _choice(body, "model", tuple(models), default=None)
+    images = _images(body.get("images"))
+    task_type = _task_type(body.get("type"), images)
+    return TaskSpec(
+        prompt=prompt,
+        model=model,
+        type=task_type,
+        provider=_choice(body, "provider", tuple(providers), default=default_provider),
+        images=images,
+        aspect_ratio=_choice(body, "aspect_ratio", ASPECT_RATIOS, default="auto"),
+        resolution=_choice(body, "resolution", RESOLUTIONS, default="1k"),
+        output_format=_choice(body, "output_format", OUTPUT_FORMATS, default="png"),
+        num_images=_integer(body, "num_images", 1, 4, default=1),
+        seed=_integer(body, "seed", 0, MAX_SEED, default=None),
+        metadata=_metadata(body.get("metadata")),
+    )
+
+
+def _choice(body: Mapping[str, Any], name: str, options: tuple[str, ...], default: Any) -> Any:
+    value = body.get(name)
+    if value is None:
+        if default is None:
+            raise ValidationFailed(f"{name} is required: one of {', '.join(options)}.", field=name)
+        return default
+    if not isinstance(value, str) or value not in options:
+        raise ValidationFailed(f"{name} must be one of {', '.join(options)}.", field=name)
+    return value
+
+
+def _integer(body: Mapping[str, Any], name: str, low: int, high: int, default: Any) -> Any:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationFailed(f"{name} must be a whole number from {low} to {high}.", field=name)
+    return value
+
+
+def _images(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValidationFailed("images must be a list of URLs.", field="images")
+    if len(value) > MAX_IMAGES:
+        raise ValidationFailed(f"images takes at most {MAX_IMAGES} URLs.", field="images")
+    for url in value:
+        if not _is_http_url(url):
+            raise ValidationFailed(
+                f"images must hold http(s) URLs of at most {MAX_IMAGE_URL} characters.",
+                field="images",
+            )
+    return tuple(value)
+
+
+def _is_http_url(url: object) -> bool:
+    if not isinstance(url, str) or len(url) > MAX_IMAGE_URL:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _task_type(value: object, images: tuple[str, ...]) -> str:
+    if value is None:
+        return "edit" if images else "text-to-image"
+    if not isinstance(value, str) or value not in TASK_TYPES:
+        raise ValidationFailed(f"type must be one of {', '.join(TASK_TYPES)}.", field="type")
+    if value == "edit" and not images:
+        raise ValidationFailed("An edit task needs at least one image URL.", field="images")
+    if value == "text-to-image" and images:
+        raise ValidationFailed(
+            "A text-to-image task takes no images; use type 'edit'.", field="images"
+        )
+    return value
+
+
+def _metadata(value: object) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationFailed("metadata must be a JSON object.", field="metadata")
+    if len(canonical_json(value).encode()) > MAX_METADATA_BYTES:
+        raise ValidationFailed(
+            f"metadata must encode to at most {MAX_METADATA_BYTES} bytes.", field="metadata"
+        )
+    return value
+
+
+def canonical_json(value: object) -> str:
+    """Key-sorted, compact JSON: equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_fingerprint(body: object) -> str:
+    """The identity of a request body for ``Idempotency-Key``: whitespace and key order aside."""
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def task_object(task: Task) -> dict[str, Any]:
+    """The contract's task object (also the ``data`` of every task event)."""
+    state = task.state
+    return {
+        "id": task.id,
+        "status": str(state.status),
+        "progress": state.progress,
+        "sequence": state.sequence,
+        "model": task.spec.model,
+        "provider": task.spec.provider,
+        "provider_task_id": state.provider_task_id,
+        "type": task.spec.type,
+        "prompt": task.spec.prompt,
+        "params": task.spec.params,
+        "results": [
+            {"url": r.url, "content_type": r.content_type, "width": r.width, "height": r.height}
+            for r in state.results
+        ],
+        "failure": (
+            {"code": state.failure.code, "message": state.failure.message}
+            if state.failure
+            else None
+        ),
+        "cost_credits": task.cost_credits,
+        "refunded_credits": task.refunded_credits,
+        "metadata": dict(task.spec.metadata),
+        "created_at": to_rfc3339(task.created_at),
+        "updated_at": to_rfc3339(state.updated_at),
+        "completed_at": to_rfc3339(state.completed_at) if state.completed_at else None,
+    }

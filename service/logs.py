@@ -1,0 +1,79 @@
+"""Logging: structlog, JSON in production and console in development.
+
+Every line emitted while a request is served carries its ``request_id`` (bound in a contextvar by
+the web middleware). A redaction processor runs last before rendering so that no key, secret,
+signature, token or authorization value reaches the output even if a caller passes one by mistake.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SENSITIVE = re.compile(
+    r"(secret|password|passwd|token|signature|authorization|api_key|apikey|raw_key|cookie)",
+    re.IGNORECASE,
+)
+_KEY_SHAPE = re.compile(r"(thk_[a-z0-9]{12}_)[A-Za-z0-9_-]+|(whsec_)[A-Za-z0-9+/=]+")
+REDACTED = "[redacted]"
+
+
+def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Blank values under sensitive names and mask anything shaped like one of our secrets."""
+    for name, value in list(event.items()):
+        if _SENSITIVE.search(name):
+            event[name] = REDACTED
+        elif isinstance(value, str):
+            event[name] = _KEY_SHAPE.sub(lambda m: (m.group(1) or m.group(2)) + "…", value)
+    return event
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    """Set up structlog (and route stdlib logging, e.g. uvicorn's, through the same output)."""
+    level_no = logging.getLevelNamesMapping()[level.upper()]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                redact,
+                renderer,
+            ],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level_no)
+    # aiosqlite logs every statement at debug: noise, and it would show SQL parameters.
+    logging.getLogger("aiosqlite").setLevel(max(level_no, logging.INFO))
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

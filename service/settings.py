@@ -1,0 +1,306 @@
+"""Settings: read once from ``config/*.toml`` and the environment into one frozen object.
+
+Start-up fails fast: an unknown key, a value of the wrong type or a missing secret stops the
+process with a message naming the key (and the environment variable it came from). Secrets come
+only from the environment and never show in a ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.core.moderation import Ruleset
+from service.core.pricing import PricingTable
+from service.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+MIN_SECRET_LENGTH = 32
+
+
+class Secret:
+    """A string that will not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    environment: str
+    host: str
+    port: int
+    public_url: str
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    data_dir: Path
+    busy_timeout_ms: int
+    synchronous: str
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "taskhook.db"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    max_body_bytes: int
+    idempotency_ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    format: str
+    level: str
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    default_provider: str
+    providers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: Path
+    service: ServiceSettings
+    storage: StorageSettings
+    api: ApiSettings
+    logging: LogSettings
+    tasks: TaskSettings
+    pricing: PricingTable
+    moderation: Ruleset
+    secret_key: Secret
+
+
+Convert = Callable[[Any], Any]
+
+
+def _integer(low: int, high: int) -> Convert:
+    def convert(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return value
+
+    return convert
+
+
+def _choice(*options: str) -> Convert:
+    def convert(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return str(value)
+
+    return convert
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a non-empty list of names")
+    return tuple(value)
+
+
+_SCHEMA: dict[str, dict[str, Convert]] = {
+    "service": {
+        "environment": _choice("production", "development"),
+        "host": _text,
+        "port": _integer(0, 65535),
+        "public_url": _text,
+    },
+    "storage": {
+        "data_dir": _text,
+        "busy_timeout_ms": _integer(0, 600_000),
+        "synchronous": _choice("FULL", "NORMAL"),
+    },
+    "api": {
+        "max_body_bytes": _integer(1024, 64 * 1024 * 1024),
+        "idempotency_ttl_seconds": _integer(60, 30 * 86400),
+    },
+    "logging": {
+        "format": _choice("json", "console"),
+        "level": _choice("debug", "info", "warning", "error"),
+    },
+    "tasks": {"default_provider": _text, "providers": _names},
+    "files": {"pricing": _text, "moderation": _text},
+}
+
+_SHORTCUTS = {
+    "PORT": ("service", "port"),
+    "TASKHOOK_PORT": ("service", "port"),
+    "TASKHOOK_HOST": ("service", "host"),
+    "TASKHOOK_PUBLIC_URL": ("service", "public_url"),
+    "TASKHOOK_DATA_DIR": ("storage", "data_dir"),
+    "TASKHOOK_LOG_LEVEL": ("logging", "level"),
+    "TASKHOOK_LOG_FORMAT": ("logging", "format"),
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the config file named by ``TASKHOOK_CONFIG`` (default ``config/default.toml``)."""
+    env = os.environ if env is None else env
+    path = Path(env.get("TASKHOOK_CONFIG") or DEFAULT_CONFIG).resolve()
+    raw = _read_with_bases(path, seen=())
+    values: dict[str, dict[str, Any]] = {}
+    for section, fields in _SCHEMA.items():
+        given = raw.pop(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"{path.name}: [{section}] must be a table")
+        for key in set(given) - set(fields):
+            raise ConfigError(f"{path.name}: unknown key {section}.{key}")
+        values[section] = dict(given)
+    for key in raw:
+        raise ConfigError(f"{path.name}: unknown key {key}")
+    for name, (section, key) in _env_overrides(env):
+        values[section][key] = (env[name], name)
+
+    checked: dict[str, dict[str, Any]] = {}
+    for section, fields in _SCHEMA.items():
+        checked[section] = {}
+        for key, convert in fields.items():
+            source = f"{section}.{key}"
+            if key not in values[section]:
+                raise ConfigError(f"{path.name}: missing key {source}")
+            value = values[section][key]
+            if isinstance(value, tuple):
+                value, env_name = value
+                source = f"{source} (from {env_name})"
+            try:
+                checked[section][key] = convert(value)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+    return _build(path, checked, env)
+
+
+def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if path in seen:
+        raise ConfigError(f"{path.name}: 'extends' loops back to itself")
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name}: not valid TOML: {exc}") from None
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path.name}: extends must be a file name")
+    base = _read_with_bases((path.parent / base_name).resolve(), (*seen, path))
+    for section, table in data.items():
+        if isinstance(table, dict) and isinstance(base.get(section), dict):
+            base[section] = {**base[section], **table}
+        else:
+            base[section] = table
+    return base
+
+
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, tuple[str, str]]]:
+    found = [(name, target) for name, target in _SHORTCUTS.items() if name in env]
+    for name in env:
+        if not name.startswith("TASKHOOK__"):
+            continue
+        section, _, key = name.removeprefix("TASKHOOK__").lower().partition("__")
+        if key not in _SCHEMA.get(section, {}):
+            raise ConfigError(f"{name}: no such setting {section}.{key}")
+        found.append((name, (section, key)))
+    return found
+
+
+def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> Settings:
+    service = ServiceSettings(**v["service"])
+    storage = StorageSettings(
+        data_dir=Path(v["storage"]["data_dir"]),
+        busy_timeout_ms=v["storage"]["busy_timeout_ms"],
+        synchronous=v["storage"]["synchronous"],
+    )
+    tasks = TaskSettings(**v["tasks"])
+    if tasks.default_provider not in tasks.providers:
+        raise ConfigError(
+            f"tasks.default_provider: {tasks.default_provider!r} is not in tasks.providers"
+        )
+    pricing: PricingTable = _side_file(
+        path, v["files"]["pricing"], "files.pricing", PricingTable.from_mapping
+    )
+    moderation: Ruleset = _side_file(
+        path, v["files"]["moderation"], "files.moderation", Ruleset.from_mapping
+    )
+    return Settings(
+        config_path=path,
+        service=service,
+        storage=storage,
+        api=ApiSettings(**v["api"]),
+        logging=LogSettings(**v["logging"]),
+        tasks=tasks,
+        pricing=pricing,
+        moderation=moderation,
+        secret_key=_secret_key(env, service, storage),
+    )
+
+
+def _side_file(config: Path, name: str, key: str, build: Callable[[dict[str, Any]], Any]) -> Any:
+    """Load a file the config names (pricing, moderation) and build its table from it."""
+    path = (config.parent / name).resolve()
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: {path.name} is not valid TOML: {exc}") from None
+    try:
+        return build(data)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {path.name}: {exc}") from None
+
+
+def _secret_key(
+    env: Mapping[str, str], service: ServiceSettings, storage: StorageSettings
+) -> Secret:
+    given = env.get("TASKHOOK_SECRET_KEY")
+    if given is not None:
+        if len(given) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"TASKHOOK_SECRET_KEY: must be at least {MIN_SECRET_LENGTH} characters"
+            )
+        return Secret(given)
+    if service.production:
+        raise ConfigError("TASKHOOK_SECRET_KEY: required in production (environment only)")
+    # Development only: a key generated once into the data dir, so restarts keep tokens valid.
+    path = storage.data_dir / "secret_key"
+    if not path.exists():
+        storage.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return Secret(path.read_text().strip())

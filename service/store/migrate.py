@@ -1,0 +1,74 @@
+"""Numbered migrations: ``migrations/NNNN_name.sql``, each applied once, in order, atomically.
+
+A checksum of each applied file is kept: editing a migration that already ran is refused, since
+databases that ran the old text would silently differ from new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from importlib import resources
+
+import aiosqlite
+
+from service.errors import StoreError
+
+_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def available() -> list[Migration]:
+    """The migrations shipped with the package, in version order."""
+    found = []
+    for entry in resources.files("service.store.migrations").iterdir():
+        match = _NAME.fullmatch(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+    return sorted(found, key=lambda m: m.version)
+
+
+async def migrate(conn: aiosqlite.Connection) -> list[str]:
+    """Apply what is missing; return the names applied (empty when up to date)."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,"
+        " applied_at INTEGER NOT NULL) STRICT"
+    )
+    async with conn.execute("SELECT version, name, checksum FROM schema_migrations") as cursor:
+        applied = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+    done = []
+    for migration in available():
+        if migration.version in applied:
+            if applied[migration.version][1] != migration.checksum:
+                raise StoreError(
+                    f"migration {migration.version:04d}_{migration.name} changed after it was "
+                    "applied; add a new migration instead"
+                )
+            continue
+        # Safe to format: the name matched [a-z0-9_]+ and the checksum is hex.
+        record = (
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES "  # noqa: S608
+            f"({migration.version}, '{migration.name}', '{migration.checksum}', "
+            f"{time.time_ns() // 1_000_000});"
+        )
+        try:
+            await conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{record}\nCOMMIT;")
+        except Exception:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+        done.append(f"{migration.version:04d}_{migration.name}")
+    return done

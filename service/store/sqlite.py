@@ -1,0 +1,87 @@
+"""``SqliteStore``: the ``Store`` interface over one SQLite file (WAL, single writer)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from service.core.credits import CreditEntry
+from service.core.pagination import PageRequest
+from service.core.tasks import Task
+from service.core.timeline import TimelineEntry
+from service.store.base import (
+    Account,
+    ApiKey,
+    IdempotencyRecord,
+    ModerationBlock,
+    TaskFilter,
+    Transaction,
+)
+from service.store.database import Database
+from service.store.migrate import migrate
+from service.store.queries import Queries
+
+
+class SqliteStore:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"):
+        self.db = Database(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+        self._reads: Queries | None = None
+
+    async def open(self) -> list[str]:
+        """Open the connections and apply pending migrations; returns the migrations applied."""
+        await self.db.open()
+        try:
+            applied = await migrate(self.db.writer)
+        except BaseException:
+            await self.db.close()
+            raise
+        self._reads = Queries(self.db.reader)
+        return applied
+
+    async def close(self) -> None:
+        await self.db.close()
+        self._reads = None
+
+    @property
+    def _r(self) -> Queries:
+        if self._reads is None:
+            self._reads = Queries(self.db.reader)
+        return self._reads
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.db.transaction() as conn:
+            yield Queries(conn)
+
+    async def check_writable(self) -> None:
+        """Take the write lock and let it go: proves the file is open for writing."""
+        async with self.db.transaction():
+            pass
+
+    async def get_account(self, account_id: str) -> Account | None:
+        return await self._r.get_account(account_id)
+
+    async def balance(self, account_id: str) -> int:
+        return await self._r.balance(account_id)
+
+    async def get_task(self, account_id: str, task_id: str) -> Task | None:
+        return await self._r.get_task(account_id, task_id)
+
+    async def find_idempotency(self, account_id: str, key: str) -> IdempotencyRecord | None:
+        return await self._r.find_idempotency(account_id, key)
+
+    async def find_api_key(self, prefix: str) -> ApiKey | None:
+        return await self._r.find_api_key(prefix)
+
+    async def list_tasks(self, account_id: str, where: TaskFilter, page: PageRequest) -> list[Task]:
+        return await self._r.list_tasks(account_id, where, page)
+
+    async def list_timeline(self, task_id: str) -> list[TimelineEntry]:
+        return await self._r.list_timeline(task_id)
+
+    async def list_credit_entries(self, account_id: str, page: PageRequest) -> list[CreditEntry]:
+        return await self._r.list_credit_entries(account_id, page)
+
+    async def list_moderation_blocks(self, account_id: str) -> list[ModerationBlock]:
+        return await self._r.list_moderation_blocks(account_id)

@@ -1,0 +1,246 @@
+"""Use cases: the core's rules applied to the store, one transaction each. No HTTP here.
+
+Each function takes exactly what it needs (the store, a settings slice, a clock) so the CLI, the
+web routes and the workers share one implementation of every operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from service.core import credits
+from service.core.clock import Clock
+from service.core.credits import CreditEntry
+from service.core.events import task_event
+from service.core.ids import is_id, new_id
+from service.core.keys import issue_key
+from service.core.ledger import Outcome, initial_state
+from service.core.moderation import Ruleset, screen
+from service.core.pagination import PageRequest
+from service.core.pricing import PricingTable
+from service.core.tasks import Task, TaskSpec, parse_task_request, request_fingerprint
+from service.core.timeline import EntryKind, TimelineEntry
+from service.errors import (
+    IdempotencyConflict,
+    MalformedRequest,
+    NotFound,
+    PromptBlocked,
+    ValidationFailed,
+)
+from service.settings import TaskSettings
+from service.store.base import (
+    Account,
+    ApiKey,
+    IdempotencyRecord,
+    ModerationBlock,
+    Reads,
+    Store,
+    TaskFilter,
+)
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class TaskPolicy:
+    """What ``submit_task`` needs from settings."""
+
+    tasks: TaskSettings
+    pricing: PricingTable
+    moderation: Ruleset
+    idempotency_ttl_ms: int
+
+
+@dataclass(frozen=True)
+class Submitted:
+    task: Task
+    #: True when an earlier request with the same Idempotency-Key made this task
+    replayed: bool
+
+
+async def submit_task(
+    store: Store,
+    policy: TaskPolicy,
+    clock: Clock,
+    *,
+    account_id: str,
+    body: Any,
+    idempotency_key: str | None,
+) -> Submitted:
+    """Validate, screen, price and accept a task: task, charge, timeline entry, ``task.queued``
+    event and idempotency record are written in one transaction, or nothing is."""
+    now = clock()
+    fingerprint = request_fingerprint(body)
+    if idempotency_key is not None:
+        _check_idempotency_key(idempotency_key)
+        earlier = await _idempotent_task(
+            store, account_id, idempotency_key, fingerprint, policy, now
+        )
+        if earlier is not None:
+            return Submitted(earlier, replayed=True)
+
+    spec = parse_task_request(
+        body,
+        models=policy.pricing.models,
+        providers=policy.tasks.providers,
+        default_provider=policy.tasks.default_provider,
+    )
+    await _screen(store, spec, account_id, policy.moderation, now)
+    cost = policy.pricing.price(spec.model, spec.type, spec.resolution, spec.num_images)
+
+    async with store.transaction() as tx:
+        if idempotency_key is not None:
+            raced = await _idempotent_task(
+                tx, account_id, idempotency_key, fingerprint, policy, now
+            )
+            if raced is not None:
+                return Submitted(raced, replayed=True)
+        task = Task(
+            id=new_id("task", now),
+            account_id=account_id,
+            spec=spec,
+            state=initial_state(now),
+            cost_credits=cost,
+            refunded_credits=0,
+            created_at=now,
+        )
+        charge = credits.charge(
+            new_id("cred", now), account_id, task.id, cost, await tx.balance(account_id), now
+        )
+        await tx.insert_task(task)
+        await tx.insert_credit_entry(charge)
+        await tx.insert_timeline(
+            TimelineEntry(
+                id=new_id("tl", now),
+                task_id=task.id,
+                kind=EntryKind.STATE_CHANGE,
+                source="api",
+                outcome=Outcome.APPLIED,
+                status=task.state.status,
+                progress=0,
+                sequence=task.state.sequence,
+                detail=f"accepted; charged {cost} credits",
+                created_at=now,
+            )
+        )
+        await tx.insert_event(task_event(new_id("evt", now), task, "task.queued", now))
+        if idempotency_key is not None:
+            await tx.put_idempotency(
+                IdempotencyRecord(account_id, idempotency_key, fingerprint, task.id, now)
+            )
+    return Submitted(task, replayed=False)
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+        raise MalformedRequest(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+            field="Idempotency-Key",
+        )
+
+
+async def _idempotent_task(
+    reads: Reads, account_id: str, key: str, fingerprint: str, policy: TaskPolicy, now: int
+) -> Task | None:
+    record = await reads.find_idempotency(account_id, key)
+    if record is None or record.created_at + policy.idempotency_ttl_ms < now:
+        return None
+    if record.fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was used with a different request body.",
+            field="Idempotency-Key",
+        )
+    return await reads.get_task(account_id, record.task_id)
+
+
+async def _screen(store: Store, spec: TaskSpec, account_id: str, rules: Ruleset, now: int) -> None:
+    verdict = screen(spec.prompt, rules)
+    if verdict.allowed:
+        return
+    block = ModerationBlock(
+        id=new_id("mod", now),
+        account_id=account_id,
+        rule_id=verdict.rule_id or "",
+        category=verdict.category or "",
+        prompt_sha256=hashlib.sha256(spec.prompt.encode()).hexdigest(),
+        created_at=now,
+    )
+    async with store.transaction() as tx:
+        await tx.insert_moderation_block(block)
+    raise PromptBlocked()
+
+
+async def get_task(store: Store, account_id: str, task_id: str) -> Task:
+    task = await store.get_task(account_id, task_id) if is_id(task_id, "task") else None
+    if task is None:
+        raise NotFound("No such task.", field="id")
+    return task
+
+
+async def list_tasks(
+    store: Store, account_id: str, where: TaskFilter, page: PageRequest
+) -> list[Task]:
+    return await store.list_tasks(account_id, where, page)
+
+
+async def task_timeline(store: Store, account_id: str, task_id: str) -> list[TimelineEntry]:
+    task = await get_task(store, account_id, task_id)
+    return await store.list_timeline(task.id)
+
+
+async def get_account(store: Store, account_id: str) -> tuple[Account, int]:
+    """The account and its balance (the sum of its entries)."""
+    account = await store.get_account(account_id)
+    if account is None:
+        raise NotFound("No such account.")
+    return account, await store.balance(account_id)
+
+
+async def create_account(store: Store, clock: Clock, name: str, credits_: int = 0) -> Account:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise ValidationFailed("An account name must be 1 to 200 characters.", field="name")
+    now = clock()
+    account = Account(new_id("acct", now), name, now)
+    async with store.transaction() as tx:
+        await tx.insert_account(account)
+        if credits_:
+            await tx.insert_credit_entry(
+                credits.grant(new_id("cred", now), account.id, credits_, now)
+            )
+    return account
+
+
+async def grant_credits(store: Store, clock: Clock, account_id: str, amount: int) -> CreditEntry:
+    now = clock()
+    try:
+        entry = credits.grant(new_id("cred", now), account_id, amount, now)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="amount") from None
+    async with store.transaction() as tx:
+        if await tx.get_account(account_id) is None:
+            raise NotFound("No such account.", field="account_id")
+        await tx.insert_credit_entry(entry)
+    return entry
+
+
+async def create_api_key(
+    store: Store, clock: Clock, account_id: str, *, admin: bool = False
+) -> tuple[ApiKey, str]:
+    """A new key for ``account_id``: the stored record and the raw key, which is never kept."""
+    now = clock()
+    issued = issue_key()
+    record = ApiKey(new_id("key", now), account_id, issued.prefix, issued.hash, admin, now)
+    async with store.transaction() as tx:
+        if await tx.get_account(account_id) is None:
+            raise NotFound("No such account.", field="account_id")
+        await tx.insert_api_key(record)
+    return record, issued.raw
+
+
+async def revoke_api_key(store: Store, clock: Clock, key_id: str) -> None:
+    async with store.transaction() as tx:
+        if not await tx.revoke_api_key(key_id, clock()):
+            raise NotFound("No such active key.", field="key_id")

@@ -1,0 +1,1 @@
+"""The HTTP edge: routes per resource, authentication, body parsing and error mapping."""
