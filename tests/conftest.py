@@ -1,0 +1,87 @@
+"""Shared fixtures: real settings from config/dev.toml, a real SQLite file in ``tmp_path``, the
+real app behind ``httpx.ASGITransport`` with its lifespan running."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from service.app import create_app
+from service.core.clock import system_clock
+from service.settings import PROJECT_ROOT, Settings, load_settings
+from service.store.sqlite import SqliteStore
+from service.usecases import create_account, create_api_key
+from service.web.context import Services
+
+SECRET = "test-secret-key-0123456789abcdefghijklmnop"
+
+
+def settings_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        "TASKHOOK_CONFIG": str(PROJECT_ROOT / "config" / "dev.toml"),
+        "TASKHOOK_DATA_DIR": str(data_dir),
+        "TASKHOOK_SECRET_KEY": SECRET,
+        "TASKHOOK_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(settings_env(tmp_path))
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def store(app: Starlette) -> SqliteStore:
+    services: Services = app.state.services
+    assert isinstance(services.store, SqliteStore)
+    return services.store
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@dataclass(frozen=True)
+class Caller:
+    account_id: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+MakeCaller = Callable[..., Awaitable[Caller]]
+
+
+@pytest.fixture
+def make_caller(store: SqliteStore) -> MakeCaller:
+    """Create an account with ``credits`` and an API key for it, through the real use cases."""
+
+    async def make(credits: int = 1000, name: str = "acme") -> Caller:
+        account = await create_account(store, system_clock, name, credits)
+        _, raw = await create_api_key(store, system_clock, account.id)
+        return Caller(account.id, raw)
+
+    return make
+
+
+@pytest.fixture
+async def caller(make_caller: MakeCaller) -> Caller:
+    return await make_caller()

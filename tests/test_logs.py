@@ -1,0 +1,79 @@
+"""Logs: JSON lines with a request id on each, and never a key, secret or token."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import structlog
+
+from service.logs import REDACTED, configure_logging, redact
+from service.web.middleware import loggable_path
+from tests.conftest import Caller
+
+
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    # Depends on capsys so that the handlers bind the captured stderr.
+    configure_logging("json", "info")
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+
+
+def test_redact_blanks_sensitive_names_and_masks_key_shapes() -> None:
+    raw_key = "thk_0123456789ab_" + "A" * 43
+    event = {
+        "event": "x",
+        "secret": "s3cret",
+        "Authorization": "Bearer abc",
+        "webhook_signature": "v1,abc",
+        "callback_token": "tok",
+        "note": f"presented {raw_key} and whsec_QUJDREVGR0g=",
+    }
+    out = redact(None, "info", event)
+    for name in ("secret", "Authorization", "webhook_signature", "callback_token"):
+        assert out[name] == REDACTED
+    assert raw_key not in out["note"]
+    assert "QUJDREVGR0g" not in out["note"]
+    assert out["note"].startswith("presented thk_0123456789ab_")
+
+
+def test_callback_tokens_are_cut_from_logged_paths() -> None:
+    assert loggable_path("/callbacks/simulator/eyJ0YXNrIjoxfQ.abc") == (
+        "/callbacks/simulator/[redacted]"
+    )
+    assert loggable_path("/v1/tasks") == "/v1/tasks"
+
+
+@pytest.mark.usefixtures("json_logs")
+async def test_request_lines_carry_request_id_and_no_key(
+    client: httpx.AsyncClient, caller: Caller, capsys: pytest.CaptureFixture[str]
+) -> None:
+    created = await client.post(
+        "/v1/tasks",
+        headers={**caller.headers, "X-Request-Id": "trace-123"},
+        json={"prompt": "a lighthouse at dusk", "model": "nano-banana"},
+    )
+    assert created.status_code == 202
+    assert created.headers["x-request-id"] == "trace-123"
+    forged = "thk_0123456789ab_" + "B" * 43
+    refused = await client.get("/v1/account", headers={"Authorization": f"Bearer {forged}"})
+    assert refused.status_code == 401
+    generated = refused.headers["x-request-id"]
+    assert generated.startswith("req_")
+
+    err = capsys.readouterr().err
+    assert caller.key not in err
+    assert forged not in err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["event"] == "request"]
+    assert [(a["request_id"], a["status"]) for a in access] == [
+        ("trace-123", 202),
+        (generated, 401),
+    ]
+    assert access[0]["account_id"] == caller.account_id
+    assert all(line["level"] for line in lines)

@@ -1,0 +1,122 @@
+"""Settings: config files plus environment, read once, failing fast with the key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.errors import ConfigError
+from service.settings import PROJECT_ROOT, load_settings
+from tests.conftest import SECRET, settings_env
+
+DEFAULT = str(PROJECT_ROOT / "config" / "default.toml")
+
+
+def test_dev_config_extends_default(tmp_path: Path) -> None:
+    settings = load_settings(settings_env(tmp_path))
+    assert settings.service.environment == "development"
+    assert settings.logging.format == "console"
+    assert settings.api.max_body_bytes == 1048576  # inherited from default.toml
+    assert settings.storage.data_dir == tmp_path
+    assert "nano-banana-2" in settings.pricing.models
+    assert settings.moderation.rules
+
+
+def test_production_requires_secret_key(tmp_path: Path) -> None:
+    env = {"TASKHOOK_CONFIG": DEFAULT, "TASKHOOK_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="TASKHOOK_SECRET_KEY"):
+        load_settings(env)
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_with_secret_key(tmp_path: Path) -> None:
+    env = {"TASKHOOK_CONFIG": DEFAULT, "TASKHOOK_SECRET_KEY": SECRET}
+    settings = load_settings(env)
+    assert settings.service.production
+    assert settings.logging.format == "json"
+    assert settings.secret_key.reveal() == SECRET
+
+
+def test_short_secret_key_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_settings(settings_env(tmp_path, TASKHOOK_SECRET_KEY="short"))
+
+
+def test_dev_generates_and_keeps_a_secret_key(tmp_path: Path) -> None:
+    env = settings_env(tmp_path)
+    del env["TASKHOOK_SECRET_KEY"]
+    first = load_settings(env).secret_key.reveal()
+    second = load_settings(env).secret_key.reveal()
+    assert first == second
+    assert len(first) >= 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_secret_never_in_repr(tmp_path: Path) -> None:
+    settings = load_settings(settings_env(tmp_path))
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings.secret_key)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PORT", "eighty", "service.port (from PORT)"),
+        ("PORT", "70000", "service.port (from PORT)"),
+        ("TASKHOOK_LOG_FORMAT", "xml", "logging.format (from TASKHOOK_LOG_FORMAT)"),
+        ("TASKHOOK__API__MAX_BODY_BYTES", "-1", "api.max_body_bytes"),
+        ("TASKHOOK__API__NOPE", "1", "TASKHOOK__API__NOPE"),
+        ("TASKHOOK__TASKS__DEFAULT_PROVIDER", "acme", "tasks.default_provider"),
+    ],
+)
+def test_bad_environment_value_names_the_key(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(settings_env(tmp_path, **{name: value}))
+    assert message in caught.value.message
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    env = settings_env(tmp_path, PORT="9123", TASKHOOK__API__MAX_BODY_BYTES="2048")
+    settings = load_settings(env)
+    assert settings.service.port == 9123
+    assert settings.api.max_body_bytes == 2048
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("[service]\nport = 'x'\n", "service.port"),
+        ("[service]\ncolour = 'red'\n", "unknown key service.colour"),
+        ("[nonsense]\na = 1\n", "unknown key nonsense"),
+        ("[files]\npricing = 'missing.toml'\n", "files.pricing"),
+        ("[service\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_file_names_the_key(tmp_path: Path, extra: str, message: str) -> None:
+    config = _write(tmp_path / "bad.toml", f"extends = '{DEFAULT}'\n{extra}")
+    env = settings_env(tmp_path, TASKHOOK_CONFIG=str(config))
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_settings(env)
+
+
+def test_bad_pricing_file_names_the_file(tmp_path: Path) -> None:
+    _write(tmp_path / "pricing.toml", "[models.x]\ntext-to-image = 5\n[resolutions]\n1k = 1\n")
+    config = _write(
+        tmp_path / "cfg.toml", f"extends = '{DEFAULT}'\n[files]\npricing = 'pricing.toml'\n"
+    )
+    with pytest.raises(ConfigError, match=r"files\.pricing: pricing\.toml: models\.x"):
+        load_settings(settings_env(tmp_path, TASKHOOK_CONFIG=str(config)))
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    env = settings_env(tmp_path, TASKHOOK_CONFIG=str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(env)
