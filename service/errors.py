@@ -18,6 +18,7 @@ use cases raise meaningful errors without knowing about HTTP.
     ├── ValidationFailed        422  well-formed but invalid
     │   └── PromptBlocked       422  moderation said no (neutral message)
     └── StoreError              500  the database failed (never caused by input)
+        └── StoreBusy           503  the write lock stayed taken past the busy timeout
 """
 
 from __future__ import annotations
@@ -100,3 +101,10 @@ class StoreError(TaskhookError):
     """The database could not do what was asked (not the caller's fault)."""
 
     code = "store_error"
+
+
+class StoreBusy(StoreError):
+    """Another writer held the database past the busy timeout: retry shortly."""
+
+    status_code = 503
+    code = "store_busy"

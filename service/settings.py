@@ -206,12 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if path in seen:
         raise ConfigError(f"{path.name}: 'extends' loops back to itself")
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path.name}: not valid TOML: {exc}") from None
+    data = _read_toml(path, "config file")
     base_name = data.pop("extends", None)
     if base_name is None:
         return data
@@ -269,15 +264,19 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
     )
 
 
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what}: {path.name} is not valid TOML: {exc}") from None
+
+
 def _side_file(config: Path, name: str, key: str, build: Callable[[dict[str, Any]], Any]) -> Any:
     """Load a file the config names (pricing, moderation) and build its table from it."""
     path = (config.parent / name).resolve()
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{key}: file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{key}: {path.name} is not valid TOML: {exc}") from None
+    data = _read_toml(path, key)
     try:
         return build(data)
     except ValueError as exc:

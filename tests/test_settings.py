@@ -118,5 +118,5 @@ def test_bad_pricing_file_names_the_file(tmp_path: Path) -> None:
 
 def test_missing_config_file(tmp_path: Path) -> None:
     env = settings_env(tmp_path, TASKHOOK_CONFIG=str(tmp_path / "nope.toml"))
-    with pytest.raises(ConfigError, match="config file not found"):
+    with pytest.raises(ConfigError, match="config file: file not found"):
         load_settings(env)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from service.errors import StoreError
+from service.errors import StoreBusy, StoreError
 
 
 class Database:
@@ -67,7 +67,10 @@ class Database:
         """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` if the block raises."""
         async with self._write_lock:
             conn = self.writer
-            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreBusy("The database is busy; retry shortly.") from exc
             try:
                 yield conn
             except BaseException:

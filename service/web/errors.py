@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.errors import TaskhookError, Unauthorized
+from service.errors import StoreBusy, TaskhookError, Unauthorized
 from service.logs import get_logger
 
 log = get_logger("taskhook.web")
@@ -33,6 +33,8 @@ async def taskhook_error(_request: Request, exc: Exception) -> Response:
     response = JSONResponse(exc.to_dict(), status_code=exc.status_code)
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, StoreBusy):
+        response.headers["Retry-After"] = "1"
     if exc.status_code >= 500:
         log.error("request.failed", code=exc.code, error=exc.message)
     return response

@@ -13,7 +13,7 @@ from service.core.credits import CreditEntry, EntryKind
 from service.core.ids import new_id
 from service.core.ledger import initial_state
 from service.core.tasks import Task, TaskSpec
-from service.errors import StoreError
+from service.errors import StoreBusy, StoreError
 from service.store import migrate as migrate_module
 from service.store.base import Account
 from service.store.migrate import Migration
@@ -131,3 +131,21 @@ async def test_writes_are_visible_to_the_reader_after_commit(store: SqliteStore)
     assert task is not None
     assert task.spec.model == "nano-banana"
     assert await store.get_task("acct_other", task_id) is None
+
+
+async def test_a_write_lock_held_elsewhere_is_store_busy(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    store = SqliteStore(path, busy_timeout_ms=50)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreBusy):
+            async with store.transaction():
+                pass
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    async with store.transaction():  # the lock is free again, and so is ours
+        pass
+    await store.close()
