@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # "/v1/tasks/" is a 404 in the error shape, not a 307
     app.state.services = Services(
         settings=settings, store=store, clock=clock, policy=task_policy(settings)
     )

@@ -1,22 +1,32 @@
-"""Reading request bodies safely: media type first, a size cap before parsing, strict JSON."""
+"""Reading request bodies safely: media type first, a size cap before parsing, strict JSON.
+
+"Strict" means what we store and later sign can always be encoded again: no NaN or Infinity
+(not JSON, and ``1e400`` parses to infinity), no lone UTF-16 surrogates (``"\\ud800"`` is valid
+JSON text but cannot be encoded as UTF-8).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from starlette.requests import Request
 
 from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_MAX_LENGTH_DIGITS = 18
+
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``max_bytes``."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise MalformedRequest("Content-Length is not a number.")
-        if int(declared) > max_bytes:
+        if len(declared) > _MAX_LENGTH_DIGITS or int(declared) > max_bytes:
             raise PayloadTooLarge(f"The body exceeds {max_bytes} bytes.")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -31,21 +41,29 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-async def read_json(request: Request, max_bytes: int, *, required: bool = True) -> Any:
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON from bytes; ``MalformedRequest`` (400) for anything we could not store."""
+    try:
+        value = json.loads(
+            raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates raise here
+    except (UnicodeError, ValueError, RecursionError):
+        raise MalformedRequest("The body is not valid UTF-8 JSON.") from None
+    return value
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
     """Parse a JSON body. 415 for another media type, 413 past the cap, 400 if not JSON."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        if (
-            not required
-            and media_type == ""
-            and request.headers.get("content-length") in (None, "0")
-        ):
-            return None
         raise UnsupportedMediaType("Send the body as application/json.")
-    raw = await read_body(request, max_bytes)
-    if not raw.strip() and not required:
-        return None
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MalformedRequest("The body is not valid UTF-8 JSON.") from None
+    return parse_json(await read_body(request, max_bytes))

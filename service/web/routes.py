@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from service.web import account, ops, tasks
 from service.web.openapi import openapi_json
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def route(path: str, **handlers: Handler) -> Route:
+    """One route per path, dispatching on the method, so a 405's ``Allow`` lists every method."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return Route(path, endpoint, methods=list(handlers), name=path)
+
+
 ROUTES = [
     Route("/healthz", ops.healthz, methods=["GET"]),
     Route("/readyz", ops.readyz, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
-    Route("/v1/tasks", tasks.create_task, methods=["POST"]),
-    Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),
+    route("/v1/tasks", GET=tasks.list_tasks, POST=tasks.create_task),
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
     Route("/v1/tasks/{task_id}/timeline", tasks.task_timeline, methods=["GET"]),
     Route("/v1/account", account.get_account, methods=["GET"]),
