@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Returns the current time in unix milliseconds. Passed to anything that needs "now".
 Clock = Callable[[], int]
@@ -41,4 +43,5 @@ def parse_rfc3339(text: str) -> int:
     moment = datetime.fromisoformat(text.replace("z", "Z"))
     if moment.tzinfo is None:
         raise ValueError("timestamp needs a timezone offset (e.g. 'Z')")
-    return int(moment.timestamp() * 1000)
+    # Exact integer arithmetic: float seconds times 1000 truncates some instants 1 ms early.
+    return (moment - _EPOCH) // timedelta(milliseconds=1)

@@ -35,7 +35,8 @@ def parse_limit(raw: str | None) -> int:
         return DEFAULT_LIMIT
     if not raw.isascii() or not raw.isdigit():
         raise MalformedRequest("limit must be a whole number.", field="limit")
-    limit = int(raw) if len(raw) <= 3 else MAX_LIMIT + 1
+    digits = raw.lstrip("0") or "0"
+    limit = int(digits) if len(digits) <= 3 else MAX_LIMIT + 1
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}.", field="limit")
     return limit

@@ -49,7 +49,12 @@ class PricingTable:
             raise ValueError("resolutions: at least one resolution is required")
         multipliers: dict[str, Fraction] = {}
         for name, factor in resolutions.items():
-            if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 0:
+            if (
+                isinstance(factor, bool)
+                or not isinstance(factor, int | float)
+                or not math.isfinite(factor)
+                or factor <= 0
+            ):
                 raise ValueError(f"resolutions.{name}: must be a positive number")
             multipliers[str(name)] = Fraction(str(factor))
         return cls(base=base, resolutions=multipliers)

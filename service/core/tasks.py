@@ -100,6 +100,8 @@ def parse_task_request(
         raise ValidationFailed(
             f"prompt must be 1 to {MAX_PROMPT} characters and not blank.", field="prompt"
         )
+    if not _encodable(prompt):
+        raise ValidationFailed("prompt must be valid Unicode text.", field="prompt")
 
     model = _choice(body, "model", tuple(models), default=None)
     images = _images(body.get("images"))
@@ -155,8 +157,18 @@ def _images(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_http_url(url: object) -> bool:
     if not isinstance(url, str) or len(url) > MAX_IMAGE_URL:
+        return False
+    if not url.isascii() or not url.isprintable() or " " in url:
         return False
     try:
         parts = urlsplit(url)
@@ -184,7 +196,11 @@ def _metadata(value: object) -> Mapping[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise ValidationFailed("metadata must be a JSON object.", field="metadata")
-    if len(canonical_json(value).encode()) > MAX_METADATA_BYTES:
+    try:
+        size = len(canonical_json(value).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValidationFailed("metadata must be valid Unicode text.", field="metadata") from None
+    if size > MAX_METADATA_BYTES:
         raise ValidationFailed(
             f"metadata must encode to at most {MAX_METADATA_BYTES} bytes.", field="metadata"
         )
@@ -198,7 +214,8 @@ def canonical_json(value: object) -> str:
 
 def request_fingerprint(body: object) -> str:
     """The identity of a request body for ``Idempotency-Key``: whitespace and key order aside."""
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    # surrogatepass: a lone surrogate must fingerprint, not crash (validation refuses it later)
+    return hashlib.sha256(canonical_json(body).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def task_object(task: Task) -> dict[str, Any]:
@@ -229,5 +246,7 @@ def task_object(task: Task) -> dict[str, Any]:
         "metadata": dict(task.spec.metadata),
         "created_at": to_rfc3339(task.created_at),
         "updated_at": to_rfc3339(state.updated_at),
-        "completed_at": to_rfc3339(state.completed_at) if state.completed_at else None,
+        "completed_at": (
+            to_rfc3339(state.completed_at) if state.completed_at is not None else None
+        ),
     }
