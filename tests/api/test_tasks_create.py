@@ -15,28 +15,9 @@ import pytest
 from service.settings import PROJECT_ROOT
 from service.store.sqlite import SqliteStore
 from tests.conftest import Caller, MakeCaller
+from tests.contract import TASK_FIELDS
 
 PRICING = tomllib.loads((PROJECT_ROOT / "config" / "pricing.toml").read_text(encoding="utf-8"))
-TASK_KEYS = {
-    "id",
-    "status",
-    "progress",
-    "sequence",
-    "model",
-    "provider",
-    "provider_task_id",
-    "type",
-    "prompt",
-    "params",
-    "results",
-    "failure",
-    "cost_credits",
-    "refunded_credits",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "completed_at",
-}
 TASKS_OF = "SELECT COUNT(*) FROM tasks WHERE account_id = ?"
 EVENTS_OF = "SELECT COUNT(*) FROM events WHERE account_id = ?"
 CHARGES_OF = "SELECT COUNT(*) FROM credit_entries WHERE account_id = ? AND kind = 'charge'"
@@ -87,7 +68,7 @@ async def test_create_returns_202_queued_task_with_location(
     assert response.status_code == 202
     assert response.headers["content-type"].startswith("application/json")
     task = response.json()
-    assert set(task) == TASK_KEYS
+    assert set(task) == TASK_FIELDS
     assert task["id"].startswith("task_")
     assert response.headers["location"] == f"/v1/tasks/{task['id']}"
     assert "idempotent-replayed" not in response.headers
