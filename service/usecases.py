@@ -198,6 +198,10 @@ async def get_account(store: Store, account_id: str) -> tuple[Account, int]:
     return account, await store.balance(account_id)
 
 
+async def list_ledger(store: Store, account_id: str, page: PageRequest) -> list[CreditEntry]:
+    return await store.list_credit_entries(account_id, page)
+
+
 async def create_account(store: Store, clock: Clock, name: str, credits_: int = 0) -> Account:
     name = name.strip()
     if not 1 <= len(name) <= 200:

@@ -22,7 +22,7 @@ async def list_ledger(request: Request) -> Response:
     page = page_request(
         request.query_params.get("limit"), request.query_params.get("cursor"), "cred"
     )
-    entries = await svc.store.list_credit_entries(who.account_id, page)
+    entries = await usecases.list_ledger(svc.store, who.account_id, page)
     items = [
         {
             "id": e.id,
