@@ -1,0 +1,1 @@
+"""Upstream providers: one module per provider implementing ``base.Provider``."""
