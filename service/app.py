@@ -1,24 +1,34 @@
-"""``create_app(settings)``: the one place that wires the core, the store and the web edge."""
+"""``create_app(settings)``: the one place that wires the core, the store, the providers, the
+workers and the web edge."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
+import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
 
 from service.core.clock import Clock, system_clock
+from service.core.tokens import CallbackTokens
+from service.errors import ConfigError
 from service.logs import get_logger
+from service.providers.registry import build_providers, simulator_base
+from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.settings import Settings
 from service.store.base import Store
 from service.store.sqlite import SqliteStore
+from service.upstream import Upstream
 from service.usecases import TaskPolicy
 from service.web.context import Services
 from service.web.errors import EXCEPTION_HANDLERS
 from service.web.middleware import RequestContext
 from service.web.openapi import build_spec
 from service.web.routes import ROUTES
+from service.workers import Workers
 
 log = get_logger("taskhook.app")
 
@@ -32,40 +42,104 @@ def open_store(settings: Settings) -> SqliteStore:
     )
 
 
-def task_policy(settings: Settings) -> TaskPolicy:
+def provider_client(settings: Settings) -> httpx.AsyncClient:
+    """The one client all provider calls share: no redirects, no proxies from the environment."""
+    return httpx.AsyncClient(
+        timeout=float(settings.upstream.request_timeout_seconds),
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+
+
+def build_upstream(
+    settings: Settings, store: Store, client: httpx.AsyncClient, clock: Clock
+) -> Upstream:
+    keys = [k.reveal() for k in (*settings.previous_secret_keys, settings.secret_key)]
+    return Upstream(
+        store=store,
+        providers=build_providers(settings, client),
+        tokens=CallbackTokens(keys, settings.upstream.token_max_age_seconds, clock),
+        settings=settings.upstream,
+        public_base=settings.service.public_base,
+        clock=clock,
+    )
+
+
+def task_policy(settings: Settings, providers: tuple[str, ...]) -> TaskPolicy:
+    if settings.tasks.default_provider not in providers:
+        raise ConfigError(
+            f"tasks.default_provider: {settings.tasks.default_provider!r} is not enabled "
+            f"(enabled: {', '.join(providers) or 'none'})"
+        )
     return TaskPolicy(
-        tasks=settings.tasks,
+        tasks=replace(settings.tasks, providers=providers),
         pricing=settings.pricing,
         moderation=settings.moderation,
         idempotency_ttl_ms=settings.api.idempotency_ttl_seconds * 1000,
     )
 
 
-def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
-    """An ASGI app for ``settings``. Its lifespan opens (and migrates) the store."""
+def create_app(
+    settings: Settings, *, clock: Clock = system_clock, run_workers: bool | None = None
+) -> Starlette:
+    """An ASGI app for ``settings``. Its lifespan opens (and migrates) the store, and runs the
+    submitter and reconciler unless ``run_workers`` (default: ``workers.in_serve``) says not."""
     store: Store = open_store(settings)
+    client = provider_client(settings)
+    upstream = build_upstream(settings, store, client, clock)
+    workers = Workers(upstream, settings.workers)
+    with_workers = settings.workers.in_serve if run_workers is None else run_workers
+    simulator = create_simulator_app(
+        SimulatorConfig(
+            public_url=simulator_base(settings),
+            webhook_secret=settings.simulator.secret.reveal(),
+            latency_ms=settings.simulator.latency_ms,
+            progress_steps=settings.simulator.progress_steps,
+            failure_rate=settings.simulator.failure_rate,
+        )
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         applied = await store.open()
         if applied:
             log.info("db.migrated", applied=applied)
-        log.info("app.started", environment=settings.service.environment)
+        if with_workers:
+            workers.start()
+        log.info(
+            "app.started",
+            environment=settings.service.environment,
+            providers=sorted(upstream.providers),
+            workers=with_workers,
+        )
         try:
             yield
         finally:
+            await workers.stop()
+            await simulator.state.simulator.aclose()
+            await client.aclose()
             await store.close()
             log.info("app.stopped")
 
+    routes: list[BaseRoute] = list(ROUTES)
+    if settings.simulator.enabled:
+        routes.append(Mount("/simulator", simulator))
     app = Starlette(
-        routes=ROUTES,
+        routes=routes,
         middleware=[Middleware(RequestContext)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # "/v1/tasks/" is a 404 in the error shape, not a 307
+    policy = task_policy(settings, tuple(upstream.providers))
     app.state.services = Services(
-        settings=settings, store=store, clock=clock, policy=task_policy(settings)
+        settings=settings,
+        store=store,
+        clock=clock,
+        policy=policy,
+        upstream=upstream,
+        wake_submitter=workers.wake_submitter,
     )
-    app.state.openapi = build_spec(list(settings.pricing.models), list(settings.tasks.providers))
+    app.state.openapi = build_spec(list(settings.pricing.models), list(policy.tasks.providers))
     return app

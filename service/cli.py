@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 import uvicorn
 
 from service import usecases
-from service.app import create_app, open_store
+from service.app import build_upstream, create_app, open_store, provider_client
 from service.core.clock import system_clock
 from service.errors import ConfigError, TaskhookError
 from service.logs import configure_logging
+from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.settings import Settings, load_settings
 from service.store.sqlite import SqliteStore
+from service.workers import Workers
 
 T = TypeVar("T")
 
@@ -33,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="address to bind (default from config)")
     serve.add_argument("--port", type=int, help="port to bind (default from config / PORT)")
+
+    commands.add_parser("worker", help="run the submitter and reconciler without HTTP")
+    simulator = commands.add_parser("simulator", help="run the provider simulator alone")
+    simulator.add_argument("--host", default="127.0.0.1")
+    simulator.add_argument("--port", type=int, default=8100)
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(
         dest="action", required=True
@@ -74,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.logging.format, settings.logging.level)
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
+    if args.command == "worker":
+        return asyncio.run(_worker(settings))
+    if args.command == "simulator":
+        return _simulator(settings, args.host, args.port)
     try:
         return _run_admin(settings, args)
     except TaskhookError as exc:
@@ -82,10 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
-    config = uvicorn.Config(
-        create_app(settings),
+    service = replace(
+        settings.service,
         host=host or settings.service.host,
         port=settings.service.port if port is None else port,
+    )
+    settings = replace(settings, service=service)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=service.host,
+        port=service.port,
         loop="uvloop",
         http="httptools",
         access_log=False,  # our middleware logs each request, with callback tokens redacted
@@ -94,6 +113,40 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         server_header=False,
     )
     uvicorn.Server(config).run()
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    """The Procfile's ``worker:``: the background loops, stopped cleanly by SIGTERM or SIGINT."""
+    store = open_store(settings)
+    await store.open()
+    client = provider_client(settings)
+    workers = Workers(build_upstream(settings, store, client, system_clock), settings.workers)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    workers.start()
+    try:
+        await stop.wait()
+    finally:
+        await workers.stop()
+        await client.aclose()
+        await store.close()
+    return 0
+
+
+def _simulator(settings: Settings, host: str, port: int) -> int:
+    app = create_simulator_app(
+        SimulatorConfig(
+            public_url=f"http://{host}:{port}",
+            webhook_secret=settings.simulator.secret.reveal(),
+            latency_ms=settings.simulator.latency_ms,
+            progress_steps=settings.simulator.progress_steps,
+            failure_rate=settings.simulator.failure_rate,
+        )
+    )
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     return 0
 
 

@@ -7,6 +7,7 @@ only from the environment and never show in a ``repr``.
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 import tomllib
@@ -17,7 +18,9 @@ from typing import Any
 
 from service.core.moderation import Ruleset
 from service.core.pricing import PricingTable
+from service.core.signing import decode_secret, encode_secret
 from service.errors import ConfigError
+from service.providers.base import ProviderConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -52,6 +55,14 @@ class ServiceSettings:
     def production(self) -> bool:
         return self.environment == "production"
 
+    @property
+    def public_base(self) -> str:
+        """The base URL callbacks and simulator images are minted on."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
 
 @dataclass(frozen=True)
 class StorageSettings:
@@ -83,6 +94,38 @@ class TaskSettings:
 
 
 @dataclass(frozen=True)
+class UpstreamSettings:
+    callback_deadline_seconds: int
+    poll_interval_seconds: int
+    give_up_seconds: int
+    submit_max_attempts: int
+    submit_backoff_base_ms: int
+    submit_backoff_max_ms: int
+    lease_seconds: int
+    token_max_age_seconds: int
+    timestamp_tolerance_seconds: int
+    request_timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    in_serve: bool
+    idle_poll_ms: int
+    batch_size: int
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    enabled: bool
+    latency_ms: int
+    progress_steps: int
+    failure_rate: float
+    #: Standard Webhooks secret its callbacks are signed with (TASKHOOK_SIMULATOR_SECRET)
+    secret: Secret
+
+
+@dataclass(frozen=True)
 class Settings:
     config_path: Path
     service: ServiceSettings
@@ -90,9 +133,16 @@ class Settings:
     api: ApiSettings
     logging: LogSettings
     tasks: TaskSettings
+    upstream: UpstreamSettings
+    workers: WorkerSettings
+    simulator: SimulatorSettings
+    #: kie, banana2, nanobananapro: present only when their TASKHOOK_<NAME>_BASE_URL is set
+    providers: Mapping[str, ProviderConfig]
     pricing: PricingTable
     moderation: Ruleset
     secret_key: Secret
+    #: earlier secret keys, still accepted for callback tokens (TASKHOOK_SECRET_KEY_PREVIOUS)
+    previous_secret_keys: tuple[Secret, ...] = ()
 
 
 Convert = Callable[[Any], Any]
@@ -124,6 +174,24 @@ def _text(value: Any) -> str:
     return value
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "1", "yes")
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _fraction(value: Any) -> float:
+    try:
+        number = float(value) if isinstance(value, str) else value
+    except ValueError:
+        number = None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number <= 1:
+        raise ValueError("must be a number from 0 to 1")
+    return float(number)
+
+
 def _names(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
@@ -153,6 +221,30 @@ _SCHEMA: dict[str, dict[str, Convert]] = {
         "level": _choice("debug", "info", "warning", "error"),
     },
     "tasks": {"default_provider": _text, "providers": _names},
+    "upstream": {
+        "callback_deadline_seconds": _integer(1, 7 * 86400),
+        "poll_interval_seconds": _integer(1, 86400),
+        "give_up_seconds": _integer(1, 30 * 86400),
+        "submit_max_attempts": _integer(1, 100),
+        "submit_backoff_base_ms": _integer(1, 3_600_000),
+        "submit_backoff_max_ms": _integer(1, 86_400_000),
+        "lease_seconds": _integer(1, 86400),
+        "token_max_age_seconds": _integer(60, 365 * 86400),
+        "timestamp_tolerance_seconds": _integer(1, 86400),
+        "request_timeout_seconds": _integer(1, 600),
+    },
+    "workers": {
+        "in_serve": _flag,
+        "idle_poll_ms": _integer(10, 600_000),
+        "batch_size": _integer(1, 1000),
+        "concurrency": _integer(1, 1000),
+    },
+    "simulator": {
+        "enabled": _flag,
+        "latency_ms": _integer(0, 3_600_000),
+        "progress_steps": _integer(0, 10),
+        "failure_rate": _fraction,
+    },
     "files": {"pricing": _text, "moderation": _text},
 }
 
@@ -251,6 +343,8 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
     moderation: Ruleset = _side_file(
         path, v["files"]["moderation"], "files.moderation", Ruleset.from_mapping
     )
+    secret_key = _secret_key(env, service, storage)
+    upstream = UpstreamSettings(**v["upstream"])
     return Settings(
         config_path=path,
         service=service,
@@ -258,10 +352,58 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         api=ApiSettings(**v["api"]),
         logging=LogSettings(**v["logging"]),
         tasks=tasks,
+        upstream=upstream,
+        workers=WorkerSettings(**v["workers"]),
+        simulator=SimulatorSettings(**v["simulator"], secret=_simulator_secret(env, secret_key)),
+        providers=_provider_configs(env, upstream),
         pricing=pricing,
         moderation=moderation,
-        secret_key=_secret_key(env, service, storage),
+        secret_key=secret_key,
+        previous_secret_keys=tuple(
+            Secret(key.strip())
+            for key in env.get("TASKHOOK_SECRET_KEY_PREVIOUS", "").split(",")
+            if key.strip()
+        ),
     )
+
+
+_EXTERNAL_PROVIDERS = ("kie", "banana2", "nanobananapro")
+
+
+def _provider_configs(
+    env: Mapping[str, str], upstream: UpstreamSettings
+) -> dict[str, ProviderConfig]:
+    """Providers the environment configures: ``TASKHOOK_<NAME>_BASE_URL`` switches one on."""
+    found = {}
+    for name in _EXTERNAL_PROVIDERS:
+        prefix = f"TASKHOOK_{name.upper()}_"
+        base_url = env.get(prefix + "BASE_URL", "").strip()
+        if not base_url:
+            continue
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{prefix}BASE_URL: must be an http(s) URL")
+        found[name] = ProviderConfig(
+            name=name,
+            base_url=base_url.rstrip("/"),
+            api_key=env.get(prefix + "API_KEY") or None,
+            webhook_key=env.get(prefix + "WEBHOOK_HMAC_KEY") or None,
+            timeout_s=float(upstream.request_timeout_seconds),
+            timestamp_tolerance_s=upstream.timestamp_tolerance_seconds,
+        )
+    return found
+
+
+def _simulator_secret(env: Mapping[str, str], secret_key: Secret) -> Secret:
+    """``TASKHOOK_SIMULATOR_SECRET``, or one derived from the secret key (stable, never stored)."""
+    given = env.get("TASKHOOK_SIMULATOR_SECRET")
+    if given:
+        try:
+            decode_secret(given)
+        except ValueError as exc:
+            raise ConfigError(f"TASKHOOK_SIMULATOR_SECRET: {exc}") from None
+        return Secret(given)
+    derived = hmac.new(secret_key.reveal().encode(), b"taskhook.simulator", "sha256").digest()
+    return Secret(encode_secret(derived))
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:

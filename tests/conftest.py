@@ -31,14 +31,24 @@ def settings_env(data_dir: Path, **extra: str) -> dict[str, str]:
     }
 
 
+#: The external providers switched on (nothing listens there: API tests run no workers).
+EXTERNAL_PROVIDERS = {
+    "TASKHOOK_KIE_BASE_URL": "http://127.0.0.1:9",
+    "TASKHOOK_BANANA2_BASE_URL": "http://127.0.0.1:9",
+    "TASKHOOK_NANOBANANAPRO_BASE_URL": "http://127.0.0.1:9",
+}
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(settings_env(tmp_path))
+    return load_settings(settings_env(tmp_path, **EXTERNAL_PROVIDERS))
 
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
-    application = create_app(settings)
+    # No background workers here: API tests look at the rows a request wrote, and nothing
+    # upstream is listening. tests/upstream runs them against a real server.
+    application = create_app(settings, run_workers=False)
     async with application.router.lifespan_context(application):
         yield application
 

@@ -57,6 +57,34 @@ class ModerationBlock:
 
 
 @dataclass(frozen=True)
+class Claimed:
+    """A task a worker holds under a lease: only the holder of ``claim_token`` may release it."""
+
+    task: Task
+    claim_token: str
+    submit_attempts: int
+    submitted_at: int | None
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    """One inbound provider callback, kept as it came (body and headers) with what it did."""
+
+    id: str
+    account_id: str
+    task_id: str
+    provider: str
+    provider_task_id: str | None
+    headers: dict[str, str]
+    body: bytes
+    verdict: str
+    outcome: str
+    detail: str
+    received_at: int
+    applied_at: int | None = None
+
+
+@dataclass(frozen=True)
 class TaskFilter:
     status: str | None = None
     model: str | None = None
@@ -68,6 +96,11 @@ class Reads(Protocol):
     async def balance(self, account_id: str) -> int: ...
     async def get_task(self, account_id: str, task_id: str) -> Task | None: ...
     async def find_idempotency(self, account_id: str, key: str) -> IdempotencyRecord | None: ...
+    async def get_task_by_id(self, task_id: str) -> Task | None:
+        """A task whatever its account: for callbacks (the token is the authority) and workers."""
+        ...
+
+    async def get_callback(self, account_id: str, callback_id: str) -> CallbackRecord | None: ...
 
 
 class Transaction(Reads, Protocol):
@@ -82,6 +115,29 @@ class Transaction(Reads, Protocol):
     async def insert_event(self, event: Event) -> None: ...
     async def put_idempotency(self, record: IdempotencyRecord) -> None: ...
     async def insert_moderation_block(self, block: ModerationBlock) -> None: ...
+    async def update_task(self, task: Task) -> None:
+        """Write a task's ledger state and refunded total (the row's identity never changes)."""
+        ...
+
+    async def schedule_task(self, task_id: str, next_check_at: int | None) -> None:
+        """When a worker should next look at the task (``None``: never, it is terminal)."""
+        ...
+
+    async def release_task(
+        self,
+        claimed: Claimed,
+        next_check_at: int | None,
+        *,
+        submit_attempts: int | None = None,
+        submitted_at: int | None = None,
+    ) -> bool:
+        """Give a claimed task back with its next check; False if the claim was lost."""
+        ...
+
+    async def insert_callback(self, record: CallbackRecord) -> None: ...
+    async def set_callback_outcome(
+        self, callback_id: str, outcome: str, detail: str, applied_at: int | None
+    ) -> None: ...
 
 
 class Store(Reads, Protocol):
@@ -98,3 +154,12 @@ class Store(Reads, Protocol):
         self, account_id: str, page: PageRequest
     ) -> list[CreditEntry]: ...
     async def list_moderation_blocks(self, account_id: str) -> list[ModerationBlock]: ...
+    async def claim_due_tasks(
+        self, statuses: tuple[str, ...], now_ms: int, lease_ms: int, limit: int
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` tasks in ``statuses`` whose check is due and not leased."""
+        ...
+
+    async def list_callbacks(
+        self, account_id: str, task_id: str | None, page: PageRequest
+    ) -> list[CallbackRecord]: ...

@@ -7,6 +7,7 @@ Lists fetch ``limit + 1`` rows so the caller can tell whether another page exist
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from typing import Any
 
@@ -19,7 +20,15 @@ from service.core.pagination import PageRequest
 from service.core.tasks import Task, TaskSpec
 from service.core.timeline import EntryKind as TimelineKind
 from service.core.timeline import TimelineEntry
-from service.store.base import Account, ApiKey, IdempotencyRecord, ModerationBlock, TaskFilter
+from service.store.base import (
+    Account,
+    ApiKey,
+    CallbackRecord,
+    Claimed,
+    IdempotencyRecord,
+    ModerationBlock,
+    TaskFilter,
+)
 
 _TASK_COLUMNS = (
     "id, account_id, status, progress, sequence, model, provider, provider_task_id, type, prompt,"
@@ -137,11 +146,71 @@ class Queries:
         )
         return _task(row) if row else None
 
+    async def get_task_by_id(self, task_id: str) -> Task | None:
+        row = await self._one(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?",  # noqa: S608
+            (task_id,),
+        )
+        return _task(row) if row else None
+
+    async def update_task(self, task: Task) -> None:
+        state = task.state
+        await self._conn.execute(
+            "UPDATE tasks SET status = ?, progress = ?, sequence = ?, provider_task_id = ?,"
+            " results = ?, failure_code = ?, failure_message = ?, refunded_credits = ?,"
+            " updated_at = ?, completed_at = ? WHERE id = ?",
+            (
+                str(state.status), state.progress, state.sequence, state.provider_task_id,
+                _json([r.__dict__ for r in state.results]),
+                state.failure.code if state.failure else None,
+                state.failure.message if state.failure else None,
+                task.refunded_credits, state.updated_at, state.completed_at, task.id,
+            ),
+        )  # fmt: skip
+
+    async def schedule_task(self, task_id: str, next_check_at: int | None) -> None:
+        await self._conn.execute(
+            "UPDATE tasks SET next_check_at = ? WHERE id = ?", (next_check_at, task_id)
+        )
+
+    async def claim_due_tasks(
+        self, statuses: tuple[str, ...], now_ms: int, lease_ms: int, limit: int
+    ) -> list[Claimed]:
+        token = secrets.token_hex(8)
+        marks = ", ".join("?" for _ in statuses)
+        rows = await self._all(
+            "UPDATE tasks SET lease_until = ?, claim_token = ? WHERE id IN ("  # noqa: S608
+            " SELECT id FROM tasks WHERE next_check_at IS NOT NULL AND next_check_at <= ?"
+            f" AND status IN ({marks}) AND (lease_until IS NULL OR lease_until <= ?)"
+            " ORDER BY next_check_at LIMIT ?)"
+            f" RETURNING {_TASK_COLUMNS}, submit_attempts, submitted_at",
+            (now_ms + lease_ms, token, now_ms, *statuses, now_ms, limit),
+        )
+        return [Claimed(_task(r), token, r["submit_attempts"], r["submitted_at"]) for r in rows]
+
+    async def release_task(
+        self,
+        claimed: Claimed,
+        next_check_at: int | None,
+        *,
+        submit_attempts: int | None = None,
+        submitted_at: int | None = None,
+    ) -> bool:
+        cursor = await self._conn.execute(
+            "UPDATE tasks SET next_check_at = ?, lease_until = NULL, claim_token = NULL,"
+            " submit_attempts = COALESCE(?, submit_attempts),"
+            " submitted_at = COALESCE(?, submitted_at)"
+            " WHERE id = ? AND claim_token = ?",
+            (next_check_at, submit_attempts, submitted_at, claimed.task.id, claimed.claim_token),
+        )
+        return cursor.rowcount == 1
+
     async def insert_task(self, task: Task) -> None:
         spec, state = task.spec, task.state
+        # A new task is due for submission at once: next_check_at = created_at.
         await self._conn.execute(
-            f"INSERT INTO tasks ({_TASK_COLUMNS})"  # noqa: S608
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO tasks ({_TASK_COLUMNS}, next_check_at)"  # noqa: S608
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 task.id,
                 task.account_id,
@@ -163,6 +232,7 @@ class Queries:
                 task.created_at,
                 state.updated_at,
                 state.completed_at,
+                None if state.status.terminal else task.created_at,
             ),
         )
 
@@ -281,6 +351,69 @@ class Queries:
             (account_id,),
         )
         return [ModerationBlock(*tuple(r)) for r in rows]
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    async def insert_callback(self, record: CallbackRecord) -> None:
+        await self._conn.execute(
+            f"INSERT INTO callbacks ({_CALLBACK_COLUMNS})"  # noqa: S608
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id, record.account_id, record.task_id, record.provider,
+                record.provider_task_id, _json(record.headers), record.body, record.verdict,
+                record.outcome, record.detail, record.received_at, record.applied_at,
+            ),
+        )  # fmt: skip
+
+    async def set_callback_outcome(
+        self, callback_id: str, outcome: str, detail: str, applied_at: int | None
+    ) -> None:
+        await self._conn.execute(
+            "UPDATE callbacks SET outcome = ?, detail = ?, applied_at = ? WHERE id = ?",
+            (outcome, detail, applied_at, callback_id),
+        )
+
+    async def get_callback(self, account_id: str, callback_id: str) -> CallbackRecord | None:
+        row = await self._one(
+            f"SELECT {_CALLBACK_COLUMNS} FROM callbacks WHERE id = ? AND account_id = ?",  # noqa: S608
+            (callback_id, account_id),
+        )
+        return _callback(row) if row else None
+
+    async def list_callbacks(
+        self, account_id: str, task_id: str | None, page: PageRequest
+    ) -> list[CallbackRecord]:
+        where = "account_id = ? AND id < ?" + (" AND task_id = ?" if task_id else "")
+        args: tuple[str | int, ...] = (account_id, page.before or "~")
+        rows = await self._all(
+            f"SELECT {_CALLBACK_COLUMNS} FROM callbacks WHERE {where}"  # noqa: S608
+            " ORDER BY id DESC LIMIT ?",
+            (*args, *((task_id,) if task_id else ()), page.limit + 1),
+        )
+        return [_callback(r) for r in rows]
+
+
+_CALLBACK_COLUMNS = (
+    "id, account_id, task_id, provider, provider_task_id, headers, body, verdict, outcome,"
+    " detail, received_at, applied_at"
+)
+
+
+def _callback(row: sqlite3.Row) -> CallbackRecord:
+    return CallbackRecord(
+        id=row["id"],
+        account_id=row["account_id"],
+        task_id=row["task_id"],
+        provider=row["provider"],
+        provider_task_id=row["provider_task_id"],
+        headers=json.loads(row["headers"]),
+        body=bytes(row["body"]),
+        verdict=row["verdict"],
+        outcome=row["outcome"],
+        detail=row["detail"],
+        received_at=row["received_at"],
+        applied_at=row["applied_at"],
+    )
 
 
 def _json(value: object) -> str:

@@ -13,6 +13,8 @@ from service.core.timeline import TimelineEntry
 from service.store.base import (
     Account,
     ApiKey,
+    CallbackRecord,
+    Claimed,
     IdempotencyRecord,
     ModerationBlock,
     TaskFilter,
@@ -70,6 +72,23 @@ class SqliteStore:
 
     async def find_idempotency(self, account_id: str, key: str) -> IdempotencyRecord | None:
         return await self._r.find_idempotency(account_id, key)
+
+    async def get_task_by_id(self, task_id: str) -> Task | None:
+        return await self._r.get_task_by_id(task_id)
+
+    async def get_callback(self, account_id: str, callback_id: str) -> CallbackRecord | None:
+        return await self._r.get_callback(account_id, callback_id)
+
+    async def list_callbacks(
+        self, account_id: str, task_id: str | None, page: PageRequest
+    ) -> list[CallbackRecord]:
+        return await self._r.list_callbacks(account_id, task_id, page)
+
+    async def claim_due_tasks(
+        self, statuses: tuple[str, ...], now_ms: int, lease_ms: int, limit: int
+    ) -> list[Claimed]:
+        async with self.db.transaction() as conn:
+            return await Queries(conn).claim_due_tasks(statuses, now_ms, lease_ms, limit)
 
     async def find_api_key(self, prefix: str) -> ApiKey | None:
         return await self._r.find_api_key(prefix)

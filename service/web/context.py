@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -12,6 +13,7 @@ from service.core.clock import Clock
 from service.core.pagination import next_cursor
 from service.settings import Settings
 from service.store.base import Store
+from service.upstream import Upstream
 from service.usecases import TaskPolicy
 from service.web.auth import Principal, authenticate
 
@@ -22,6 +24,9 @@ class Services:
     store: Store
     clock: Clock
     policy: TaskPolicy
+    upstream: Upstream
+    #: called after a task is queued, so the submitter starts on it at once
+    wake_submitter: Callable[[], None]
 
 
 def services(request: Request) -> Services:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.web import account, ops, tasks
+from service.web import account, callbacks, ops, tasks
 from service.web.openapi import openapi_json
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -33,4 +33,7 @@ ROUTES = [
     Route("/v1/tasks/{task_id}/timeline", tasks.task_timeline, methods=["GET"]),
     Route("/v1/account", account.get_account, methods=["GET"]),
     Route("/v1/account/ledger", account.list_ledger, methods=["GET"]),
+    Route("/v1/callbacks", callbacks.list_callbacks, methods=["GET"]),
+    Route("/v1/callbacks/{callback_id}/replay", callbacks.replay, methods=["POST"]),
+    Route("/callbacks/{provider}/{token}", callbacks.receive, methods=["POST"]),
 ]

@@ -28,6 +28,8 @@ async def create_task(request: Request) -> Response:
         body=body,
         idempotency_key=request.headers.get("idempotency-key"),
     )
+    if not submitted.replayed:
+        svc.wake_submitter()
     headers = {"Location": f"/v1/tasks/{submitted.task.id}"}
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"

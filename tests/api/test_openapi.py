@@ -12,7 +12,7 @@ import pytest
 from openapi_schema_validator import OAS31Validator, oas31_format_checker, validate
 from openapi_spec_validator import validate as validate_spec
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from service.settings import Settings
 from tests.conftest import Caller, MakeCaller
@@ -42,6 +42,8 @@ def operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 def route_table(app: Starlette) -> dict[str, set[str]]:
     table: dict[str, set[str]] = {}
     for route in app.routes:
+        if isinstance(route, Mount) and route.path == "/simulator":
+            continue  # the built-in provider simulator speaks Kie's API, not ours
         assert isinstance(route, Route), f"not described by this test: {route!r}"
         assert route.methods is not None
         table.setdefault(route.path, set()).update(m.lower() for m in route.methods - {"HEAD"})

@@ -7,14 +7,18 @@ import asyncio
 import json
 import math
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from service.settings import PROJECT_ROOT
+from service.app import create_app
+from service.core.clock import system_clock
+from service.settings import PROJECT_ROOT, load_settings
 from service.store.sqlite import SqliteStore
-from tests.conftest import Caller, MakeCaller
+from service.usecases import create_account, create_api_key
+from tests.conftest import Caller, MakeCaller, settings_env
 from tests.contract import TASK_FIELDS
 
 PRICING = tomllib.loads((PROJECT_ROOT / "config" / "pricing.toml").read_text(encoding="utf-8"))
@@ -398,3 +402,21 @@ async def test_a_key_whose_request_was_refused_can_be_used_again(
 
     assert accepted.status_code == 202
     assert "idempotent-replayed" not in accepted.headers
+
+
+async def test_a_provider_the_environment_did_not_configure_is_refused(tmp_path: Path) -> None:
+    settings = load_settings(settings_env(tmp_path))  # no TASKHOOK_KIE_BASE_URL
+    app = create_app(settings, run_workers=False)
+    async with app.router.lifespan_context(app):
+        store = app.state.services.store
+        account = await create_account(store, system_clock, "solo", 100)
+        _, key = await create_api_key(store, system_clock, account.id)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.post(
+                "/v1/tasks",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"prompt": "a kite", "model": "nano-banana", "provider": "kie"},
+            )
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "provider"

@@ -1,0 +1,148 @@
+"""Inbound callbacks: verify, keep, apply — and replay what was kept.
+
+Order matters. The token says which task (a forged, altered or expired one stops everything:
+401, nothing stored). The provider's own signature says the body is authentic (a bad one is
+kept as ``rejected`` for inspection, then 401). Then the raw callback and its effect on the
+ledger are written in one transaction before the 2xx, so an acknowledged callback is never lost
+and never applied twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from service.core.ids import is_id, new_id
+from service.core.ledger import Outcome
+from service.core.signing import SignatureInvalid
+from service.core.tasks import Task
+from service.core.timeline import EntryKind
+from service.core.tokens import TokenInvalid
+from service.errors import NotFound, ValidationFailed
+from service.logs import get_logger
+from service.providers.base import CallbackInvalid, Provider, ProviderError, ProviderUpdate
+from service.store.base import CallbackRecord
+from service.upstream import Upstream, apply_update, keep_headers
+
+log = get_logger("taskhook.callbacks")
+
+
+async def receive_callback(
+    up: Upstream, provider_name: str, token: str, headers: Iterable[tuple[str, str]], body: bytes
+) -> CallbackRecord:
+    provider = up.providers.get(provider_name)
+    if provider is None:
+        raise NotFound("No such provider.", field="provider")
+    task_id = up.tokens.read(provider_name, token)
+    task = await up.store.get_task_by_id(task_id)
+    if task is None or task.spec.provider != provider_name:
+        raise TokenInvalid("The callback token is not valid.")
+    kept = keep_headers(headers)
+    now = up.clock()
+    try:
+        provider.verify_callback(kept, body, now)
+        update = provider.parse_callback(body)
+    except (SignatureInvalid, CallbackInvalid) as exc:
+        await _keep_rejected(up, task, provider_name, kept, body, exc.message, now)
+        raise
+    known = task.state.provider_task_id
+    if known is not None and update.provider_task_id != known:
+        await _keep_rejected(up, task, provider_name, kept, body, "names another task", now)
+        raise TokenInvalid("The callback token belongs to another task.")
+    record = CallbackRecord(
+        id=new_id("cb", now), account_id=task.account_id, task_id=task.id,
+        provider=provider_name, provider_task_id=update.provider_task_id, headers=kept,
+        body=body, verdict="verified", outcome=Outcome.APPLIED.value, detail="",
+        received_at=now,
+    )  # fmt: skip
+    return await _apply_callback(up, provider, record, update, insert=True)
+
+
+async def replay_callback(up: Upstream, account_id: str, callback_id: str) -> CallbackRecord:
+    """Apply a kept callback again, through the same ledger path (a no-op if it already was)."""
+    record = (
+        await up.store.get_callback(account_id, callback_id) if is_id(callback_id, "cb") else None
+    )
+    if record is None:
+        raise NotFound("No such callback.", field="id")
+    if record.verdict != "verified":
+        raise ValidationFailed(
+            "This callback failed verification when it arrived; it cannot be replayed.",
+            code="callback_rejected",
+        )
+    provider = up.providers.get(record.provider)
+    if provider is None:
+        raise ValidationFailed(f"Provider {record.provider} is not enabled.", field="provider")
+    update = provider.parse_callback(record.body)
+    return await _apply_callback(up, provider, record, update, insert=False)
+
+
+async def _apply_callback(
+    up: Upstream,
+    provider: Provider,
+    record: CallbackRecord,
+    update: ProviderUpdate,
+    *,
+    insert: bool,
+) -> CallbackRecord:
+    source = "callback" if insert else "replay"
+    if provider.confirms_callbacks and update.status.terminal:
+        # The signature does not cover the body: believe an outcome (a success, or a failure
+        # that would refund) only once the provider's own status endpoint says so.
+        try:
+            update = await provider.fetch_status(update.provider_task_id)
+        except ProviderError as exc:
+            return await _keep_pending(up, record, f"confirmation failed: {exc.message}", insert)
+    now = up.clock()
+    async with up.store.transaction() as tx:
+        task = await tx.get_task_by_id(record.task_id)
+        if task is None:  # the row was there when the token was read; tasks are never deleted
+            raise NotFound("No such task.")
+        task, transition = await apply_update(
+            tx, task, update.change_for(task), now, kind=EntryKind.CALLBACK, source=source
+        )
+        outcome = transition.outcome.value
+        applied_at = now if transition.outcome is Outcome.APPLIED else record.applied_at
+        done = CallbackRecord(
+            **{**record.__dict__, "outcome": outcome, "detail": transition.reason,
+               "applied_at": applied_at}
+        )  # fmt: skip
+        if insert:
+            await tx.insert_callback(done)
+        elif transition.outcome is Outcome.APPLIED or record.outcome == "pending":
+            await tx.set_callback_outcome(done.id, outcome, done.detail, applied_at)
+        if transition.outcome is Outcome.APPLIED:
+            await tx.schedule_task(task.id, up.next_check(task, now))
+    log.info("callback.received", callback_id=done.id, task_id=task.id, outcome=outcome)
+    return done if insert or transition.outcome is Outcome.APPLIED else record
+
+
+async def _keep_pending(
+    up: Upstream, record: CallbackRecord, detail: str, insert: bool
+) -> CallbackRecord:
+    pending = CallbackRecord(**{**record.__dict__, "outcome": "pending", "detail": detail})
+    async with up.store.transaction() as tx:
+        if insert:
+            await tx.insert_callback(pending)
+        else:
+            await tx.set_callback_outcome(record.id, "pending", detail, record.applied_at)
+    log.warning("callback.pending", callback_id=record.id, task_id=record.task_id, detail=detail)
+    return pending
+
+
+async def _keep_rejected(
+    up: Upstream,
+    task: Task,
+    provider: str,
+    headers: dict[str, str],
+    body: bytes,
+    detail: str,
+    now: int,
+) -> None:
+    record = CallbackRecord(
+        id=new_id("cb", now), account_id=task.account_id, task_id=task.id, provider=provider,
+        provider_task_id=None, headers=headers, body=body, verdict="rejected",
+        outcome=Outcome.REJECTED.value, detail=detail, received_at=now,
+    )  # fmt: skip
+    async with up.store.transaction() as tx:
+        await tx.insert_callback(record)
+    log.warning("callback.rejected", callback_id=record.id, task_id=task.id, detail=detail)

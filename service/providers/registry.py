@@ -1,0 +1,45 @@
+"""Which providers this process talks to, built from settings.
+
+The simulator is served by this same process under ``/simulator``, so its base URL is our own
+public address; the others are on only when the environment configures them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from service.providers.banana2 import Banana2Provider
+from service.providers.base import Provider, ProviderConfig
+from service.providers.kie import KieProvider
+from service.providers.nanobananapro import NanoBananaProProvider
+from service.providers.simulator_adapter import SimulatorProvider
+from service.settings import Settings
+
+_ADAPTERS: dict[str, Callable[[ProviderConfig, httpx.AsyncClient], Provider]] = {
+    "kie": KieProvider,
+    "banana2": Banana2Provider,
+    "nanobananapro": NanoBananaProProvider,
+}
+
+
+def simulator_base(settings: Settings) -> str:
+    return f"{settings.service.public_base}/simulator"
+
+
+def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, Provider]:
+    """Every enabled provider that ``tasks.providers`` allows, by name."""
+    found: dict[str, Provider] = {}
+    if settings.simulator.enabled:
+        config = ProviderConfig(
+            name="simulator",
+            base_url=simulator_base(settings),
+            webhook_key=settings.simulator.secret.reveal(),
+            timeout_s=float(settings.upstream.request_timeout_seconds),
+            timestamp_tolerance_s=settings.upstream.timestamp_tolerance_seconds,
+        )
+        found["simulator"] = SimulatorProvider(config, client)
+    for name, config in settings.providers.items():
+        found[name] = _ADAPTERS[name](config, client)
+    return {name: p for name, p in found.items() if name in settings.tasks.providers}

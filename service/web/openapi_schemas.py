@@ -1,0 +1,204 @@
+"""Component schemas of the OpenAPI document: the shapes of taskhook's JSON objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.core.ledger import TaskStatus
+from service.core.tasks import (
+    ASPECT_RATIOS,
+    MAX_IMAGES,
+    MAX_PROMPT,
+    MAX_SEED,
+    OUTPUT_FORMATS,
+    RESOLUTIONS,
+    TASK_TYPES,
+)
+
+Schema = dict[str, Any]
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def component_schemas(models: list[str], providers: list[str]) -> dict[str, Schema]:
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "field"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": ["string", "null"]},
+                    },
+                }
+            },
+        },
+        "TaskCreate": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["prompt", "model"],
+            "properties": {
+                "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT},
+                "model": {"type": "string", "enum": models},
+                "type": {"type": "string", "enum": list(TASK_TYPES)},
+                "images": {
+                    "type": "array",
+                    "maxItems": MAX_IMAGES,
+                    "items": {"type": "string", "format": "uri", "maxLength": 2048},
+                },
+                "aspect_ratio": {"type": "string", "enum": list(ASPECT_RATIOS)},
+                "resolution": {"type": "string", "enum": list(RESOLUTIONS)},
+                "output_format": {"type": "string", "enum": list(OUTPUT_FORMATS)},
+                "num_images": {"type": "integer", "minimum": 1, "maximum": 4},
+                "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
+                "provider": {"type": "string", "enum": providers},
+                "metadata": {"type": "object", "description": "At most 4 KiB as JSON; echoed."},
+            },
+        },
+        "Task": {
+            "type": "object",
+            "required": [
+                "id",
+                "status",
+                "progress",
+                "sequence",
+                "model",
+                "provider",
+                "provider_task_id",
+                "type",
+                "prompt",
+                "params",
+                "results",
+                "failure",
+                "cost_credits",
+                "refunded_credits",
+                "metadata",
+                "created_at",
+                "updated_at",
+                "completed_at",
+            ],
+            "properties": {
+                "id": {"type": "string", "pattern": "^task_"},
+                "status": {"type": "string", "enum": [str(s) for s in TaskStatus]},
+                "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+                "sequence": {"type": "integer", "minimum": 1},
+                "model": {"type": "string"},
+                "provider": {"type": "string"},
+                "provider_task_id": {"type": ["string", "null"]},
+                "type": {"type": "string", "enum": list(TASK_TYPES)},
+                "prompt": {"type": "string"},
+                "params": {"type": "object"},
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["url", "content_type", "width", "height"],
+                        "properties": {
+                            "url": {"type": "string"},
+                            "content_type": {"type": "string"},
+                            "width": {"type": "integer"},
+                            "height": {"type": "integer"},
+                        },
+                    },
+                },
+                "failure": {
+                    "type": ["object", "null"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                },
+                "cost_credits": {"type": "integer"},
+                "refunded_credits": {"type": "integer"},
+                "metadata": {"type": "object"},
+                "created_at": TIME,
+                "updated_at": TIME,
+                "completed_at": NULLABLE_TIME,
+            },
+        },
+        "TimelineEntry": {
+            "type": "object",
+            "required": [
+                "id",
+                "kind",
+                "source",
+                "outcome",
+                "status",
+                "progress",
+                "sequence",
+                "detail",
+                "created_at",
+            ],
+            "properties": {
+                "id": {"type": "string"},
+                "kind": {"type": "string", "enum": ["state_change", "callback", "poll"]},
+                "source": {"type": "string"},
+                "outcome": {
+                    "type": "string",
+                    "enum": ["applied", "duplicate", "stale", "rejected"],
+                },
+                "status": {"type": "string"},
+                "progress": {"type": "integer"},
+                "sequence": {"type": "integer"},
+                "detail": {"type": "string"},
+                "created_at": TIME,
+            },
+        },
+        "Callback": {
+            "type": "object",
+            "required": [
+                "id",
+                "task_id",
+                "provider",
+                "provider_task_id",
+                "verdict",
+                "outcome",
+                "detail",
+                "headers",
+                "body",
+                "received_at",
+                "applied_at",
+            ],
+            "properties": {
+                "id": {"type": "string", "pattern": "^cb_"},
+                "task_id": {"type": "string"},
+                "provider": {"type": "string"},
+                "provider_task_id": {"type": ["string", "null"]},
+                "verdict": {"type": "string", "enum": ["verified", "rejected"]},
+                "outcome": {
+                    "type": "string",
+                    "enum": ["applied", "duplicate", "stale", "rejected", "pending"],
+                },
+                "detail": {"type": "string"},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "body": {"description": "The raw body: JSON when it parses, else text."},
+                "received_at": TIME,
+                "applied_at": NULLABLE_TIME,
+            },
+        },
+        "Account": {
+            "type": "object",
+            "required": ["id", "name", "balance_credits"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "balance_credits": {"type": "integer"},
+            },
+        },
+        "CreditEntry": {
+            "type": "object",
+            "required": ["id", "kind", "delta", "task_id", "created_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "kind": {"type": "string", "enum": ["grant", "charge", "refund"]},
+                "delta": {"type": "integer"},
+                "task_id": {"type": ["string", "null"]},
+                "created_at": TIME,
+            },
+        },
+    }
