@@ -47,8 +47,9 @@ class Upstream:
     clock: Clock
     rand: Callable[[], float] = field(default=random.random)
 
-    def callback_url(self, provider: str, task_id: str) -> str:
-        return f"{self.public_base}/callbacks/{provider}/{self.tokens.mint(provider, task_id)}"
+    def callback_url(self, provider: str, task: Task) -> str:
+        token = self.tokens.mint(provider, task.id, task.created_at)
+        return f"{self.public_base}/callbacks/{provider}/{token}"
 
     def next_check(self, task: Task, now: int) -> int | None:
         """When to look at ``task`` again if nothing is heard: never once it is terminal."""
@@ -136,7 +137,7 @@ async def submit_claimed(up: Upstream, claimed: Claimed) -> None:
         failure = Failure("provider_unavailable", f"Provider {task.spec.provider} is not enabled.")
         await _finish_submission(up, claimed, Change(TaskStatus.FAILED, failure=failure), attempts)
         return
-    url = up.callback_url(provider.name, task.id) if provider.accepts_callbacks else None
+    url = up.callback_url(provider.name, task) if provider.accepts_callbacks else None
     try:
         provider_task_id = await provider.submit(task, url)
     except ProviderRejected as exc:

@@ -27,31 +27,33 @@ class CallbackTokens:
     def __init__(self, keys: Sequence[str], max_age_s: int, clock: Clock) -> None:
         if not keys:
             raise ValueError("at least one key is needed")
-
-        class ClockedSigner(TimestampSigner):
-            def get_timestamp(self) -> int:
-                return clock() // 1000
-
         self._keys = list(keys)
         self._max_age_s = max_age_s
-        self._signer = ClockedSigner
+        self._clock = clock
 
-    def _serializer(self, provider: str) -> URLSafeTimedSerializer:
+    def _serializer(self, provider: str, at_ms: int) -> URLSafeTimedSerializer:
+        class Signer(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return at_ms // 1000
+
         return URLSafeTimedSerializer(
             self._keys,
             salt=f"taskhook.callback.{provider}",
-            signer=self._signer,
+            signer=Signer,
             signer_kwargs={"digest_method": hashlib.sha256},
         )
 
-    def mint(self, provider: str, task_id: str) -> str:
-        token: Any = self._serializer(provider).dumps(task_id)
+    def mint(self, provider: str, task_id: str, issued_at_ms: int) -> str:
+        """A token for ``task_id``, dated ``issued_at_ms`` (the task's creation): the same task
+        always gets the same URL, so a provider sees one callback URL across our retries."""
+        token: Any = self._serializer(provider, issued_at_ms).dumps(task_id)
         return str(token)
 
     def read(self, provider: str, token: str) -> str:
         """The task id a token names; ``TokenInvalid`` (401) if forged, altered or expired."""
         try:
-            task_id = self._serializer(provider).loads(token, max_age=self._max_age_s)
+            serializer = self._serializer(provider, self._clock())
+            task_id = serializer.loads(token, max_age=self._max_age_s)
         except (BadData, UnicodeError, ValueError):
             raise TokenInvalid("The callback token is not valid.") from None
         if not isinstance(task_id, str) or not is_id(task_id, "task"):

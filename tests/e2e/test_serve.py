@@ -107,8 +107,15 @@ def test_serve_cli_submit_and_read_back(served: tuple[str, dict[str, str]]) -> N
         assert created.status_code == 202, created.text
         task = created.json()
         assert task["cost_credits"] == 24  # nano-banana-2 edit at 1k, config/pricing.toml
-        fetched = http.get(f"/v1/tasks/{task['id']}").json()
-        assert fetched == task
+        deadline = time.monotonic() + 20
+        while (fetched := http.get(f"/v1/tasks/{task['id']}").json())["status"] != "succeeded":
+            assert fetched["status"] != "failed", fetched
+            assert time.monotonic() < deadline, fetched
+            time.sleep(0.1)
+        assert fetched["id"] == task["id"]
+        image = http.get(fetched["results"][0]["url"])
+        assert image.headers["content-type"] == "image/png"
+        assert image.content.startswith(b"\x89PNG\r\n")
         assert http.get("/v1/account").json()["balance_credits"] == 100 - 24
 
     assert _cli(env, "credits", "grant", account_id, "50").endswith("+50")
