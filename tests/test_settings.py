@@ -120,3 +120,39 @@ def test_missing_config_file(tmp_path: Path) -> None:
     env = settings_env(tmp_path, TASKHOOK_CONFIG=str(tmp_path / "nope.toml"))
     with pytest.raises(ConfigError, match="config file: file not found"):
         load_settings(env)
+
+
+def test_simulator_secret_is_derived_stably_unless_given(tmp_path: Path) -> None:
+    first = load_settings(settings_env(tmp_path)).simulator.secret.reveal()
+    assert first.startswith("whsec_")
+    assert load_settings(settings_env(tmp_path)).simulator.secret.reveal() == first
+    other = load_settings(settings_env(tmp_path, TASKHOOK_SECRET_KEY="z" * 40))
+    assert other.simulator.secret.reveal() != first
+    given = "whsec_" + "QUJD" * 8
+    chosen = load_settings(settings_env(tmp_path, TASKHOOK_SIMULATOR_SECRET=given))
+    assert chosen.simulator.secret.reveal() == given
+    with pytest.raises(ConfigError, match="TASKHOOK_SIMULATOR_SECRET"):
+        load_settings(settings_env(tmp_path, TASKHOOK_SIMULATOR_SECRET="whsec_!!"))
+
+
+def test_external_providers_are_switched_on_by_their_base_url(tmp_path: Path) -> None:
+    assert load_settings(settings_env(tmp_path)).providers == {}
+    env = settings_env(
+        tmp_path,
+        TASKHOOK_KIE_BASE_URL="https://api.kie.example/",
+        TASKHOOK_KIE_API_KEY="kie-key",
+        TASKHOOK_KIE_WEBHOOK_HMAC_KEY="hmac-key",
+    )
+    kie = load_settings(env).providers["kie"]
+    assert (kie.base_url, kie.api_key, kie.webhook_key) == (
+        "https://api.kie.example", "kie-key", "hmac-key",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="TASKHOOK_BANANA2_BASE_URL"):
+        load_settings(settings_env(tmp_path, TASKHOOK_BANANA2_BASE_URL="ftp://x"))
+
+
+def test_previous_secret_keys_come_from_the_environment(tmp_path: Path) -> None:
+    env = settings_env(tmp_path, TASKHOOK_SECRET_KEY_PREVIOUS="a" * 40 + ", " + "b" * 40)
+    keys = load_settings(env).previous_secret_keys
+    assert [k.reveal() for k in keys] == ["a" * 40, "b" * 40]
+    assert "a" * 40 not in repr(load_settings(env))

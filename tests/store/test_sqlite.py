@@ -149,3 +149,31 @@ async def test_a_write_lock_held_elsewhere_is_store_busy(tmp_path: Path) -> None
     async with store.transaction():  # the lock is free again, and so is ours
         pass
     await store.close()
+
+
+async def test_a_lease_holds_until_it_expires_and_a_stale_holder_cannot_release(
+    store: SqliteStore,
+) -> None:
+    _, task_id = await _account_with_task(store)  # queued, due at NOW
+    [first] = await store.claim_due_tasks(("queued",), NOW, lease_ms=1000, limit=5)
+    assert first.task.id == task_id
+    assert await store.claim_due_tasks(("queued",), NOW + 999, 1000, 5) == []
+    [second] = await store.claim_due_tasks(("queued",), NOW + 1000, 1000, 5)  # lease ran out
+    assert second.claim_token != first.claim_token
+    async with store.transaction() as tx:
+        assert not await tx.release_task(first, NOW + 5000)  # the killed worker came back
+        assert await tx.release_task(second, NOW + 5000, submit_attempts=1)
+    assert await store.claim_due_tasks(("queued",), NOW + 4999, 1000, 5) == []
+    [third] = await store.claim_due_tasks(("queued",), NOW + 5000, 1000, 5)
+    assert third.submit_attempts == 1
+
+
+async def test_claims_only_take_the_asked_statuses_and_never_terminal_tasks(
+    store: SqliteStore,
+) -> None:
+    await _account_with_task(store)
+    assert await store.claim_due_tasks(("submitted", "running"), NOW, 1000, 5) == []
+    [claimed] = await store.claim_due_tasks(("queued",), NOW, 1000, 5)
+    async with store.transaction() as tx:
+        await tx.release_task(claimed, None)  # terminal: never due again
+    assert await store.claim_due_tasks(("queued",), NOW + 10**9, 1000, 5) == []

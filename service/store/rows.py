@@ -1,0 +1,99 @@
+"""The SQL plumbing every query module shares, and the mapping of rows to core objects."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+import aiosqlite
+
+from service.core.ledger import Failure, Result, TaskState, TaskStatus
+from service.core.tasks import Task, TaskSpec
+from service.store.base import CallbackRecord
+
+TASK_COLUMNS = (
+    "id, account_id, status, progress, sequence, model, provider, provider_task_id, type, prompt,"
+    " params, results, failure_code, failure_message, cost_credits, refunded_credits, metadata,"
+    " created_at, updated_at, completed_at"
+)
+
+
+class Sql:
+    """One connection: the reader for plain reads, the writer inside a transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def _one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Row | None:
+        async with self._conn.execute(sql, args) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def _all(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
+        async with self._conn.execute(sql, args) as cursor:
+            return list(await cursor.fetchall())
+
+
+CALLBACK_COLUMNS = (
+    "id, account_id, task_id, provider, provider_task_id, headers, body, verdict, outcome,"
+    " detail, received_at, applied_at"
+)
+
+
+def callback_from_row(row: sqlite3.Row) -> CallbackRecord:
+    return CallbackRecord(
+        id=row["id"],
+        account_id=row["account_id"],
+        task_id=row["task_id"],
+        provider=row["provider"],
+        provider_task_id=row["provider_task_id"],
+        headers=json.loads(row["headers"]),
+        body=bytes(row["body"]),
+        verdict=row["verdict"],
+        outcome=row["outcome"],
+        detail=row["detail"],
+        received_at=row["received_at"],
+        applied_at=row["applied_at"],
+    )
+
+
+def to_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def task_from_row(row: sqlite3.Row) -> Task:
+    params = json.loads(row["params"])
+    failure = Failure(row["failure_code"], row["failure_message"]) if row["failure_code"] else None
+    spec = TaskSpec(
+        prompt=row["prompt"],
+        model=row["model"],
+        type=row["type"],
+        provider=row["provider"],
+        images=tuple(params["images"]),
+        aspect_ratio=params["aspect_ratio"],
+        resolution=params["resolution"],
+        output_format=params["output_format"],
+        num_images=params["num_images"],
+        seed=params["seed"],
+        metadata=json.loads(row["metadata"]),
+    )
+    state = TaskState(
+        status=TaskStatus(row["status"]),
+        progress=row["progress"],
+        sequence=row["sequence"],
+        provider_task_id=row["provider_task_id"],
+        results=tuple(Result(**r) for r in json.loads(row["results"])),
+        failure=failure,
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+    )
+    return Task(
+        id=row["id"],
+        account_id=row["account_id"],
+        spec=spec,
+        state=state,
+        cost_credits=row["cost_credits"],
+        refunded_credits=row["refunded_credits"],
+        created_at=row["created_at"],
+    )
