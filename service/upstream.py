@@ -10,12 +10,11 @@ raced a callback, is simply ``stale`` or ``duplicate``.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from service.core import credits
+from service.core import credits, strictjson
 from service.core.clock import Clock
 from service.core.events import task_event
 from service.core.ids import new_id
@@ -252,8 +251,8 @@ def keep_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def body_preview(body: bytes) -> object:
-    """A stored callback body for display: JSON when it is JSON, else text."""
+    """A stored callback body for display: JSON when it is (strict) JSON, else text."""
     try:
-        return json.loads(body)
+        return strictjson.loads(body)
     except ValueError:
         return body.decode("utf-8", errors="replace")

@@ -114,7 +114,8 @@ def readable(text: str, secrets: Sequence[str | None] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    text = " ".join(text.split())
+    # A provider's message may hold lone surrogates (a JSON "\ud800"): storable text only.
+    text = " ".join(text.encode("utf-8", "replace").decode("utf-8").split())
     if len(text) > MAX_MESSAGE:
         text = text[: MAX_MESSAGE - 1].rstrip() + "…"
     return text

@@ -128,9 +128,10 @@ class Queries(TaskQueries):
         )
 
     async def list_timeline(self, task_id: str) -> list[TimelineEntry]:
+        # Insertion order, not id order: ids made in the same millisecond sort at random.
         rows = await self._all(
             "SELECT id, task_id, kind, source, outcome, status, progress, sequence, detail,"
-            " created_at FROM timeline WHERE task_id = ? ORDER BY id",
+            " created_at FROM timeline WHERE task_id = ? ORDER BY rowid",
             (task_id,),
         )
         return [

@@ -7,16 +7,13 @@ JSON text but cannot be encoded as UTF-8).
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from typing import Any
 
 from starlette.requests import Request
 
+from service.core import strictjson
 from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _MAX_LENGTH_DIGITS = 18
 
 
@@ -37,28 +34,12 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
 def parse_json(raw: bytes) -> Any:
     """Strict JSON from bytes; ``MalformedRequest`` (400) for anything we could not store."""
     try:
-        value = json.loads(
-            raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
-        )
-        if _SURROGATE_ESCAPE.search(raw):
-            json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates raise here
-    except (UnicodeError, ValueError, RecursionError):
+        return strictjson.loads(raw)
+    except ValueError:
         raise MalformedRequest("The body is not valid UTF-8 JSON.") from None
-    return value
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
