@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from service.core.ledger import Failure, TaskStatus
 from service.core.tasks import Task
-from service.providers.base import CallbackInvalid, ProviderConfig, ProviderRejected, ProviderUpdate
+from service.providers.base import ProviderRejected, ProviderUpdate
 from service.providers.http import (
+    PollOnly,
     call,
     check_body_code,
     is_http_url,
-    is_task_id,
     malformed,
     progress_of,
     readable,
+    task_id_from,
 )
 
 MODEL = "nano-banana-2"
@@ -32,16 +31,10 @@ MODEL = "nano-banana-2"
 ASPECT_RATIOS = frozenset({"1:1", "3:2", "2:3", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"})
 
 
-class Banana2Provider:
+class Banana2Provider(PollOnly):
     """The ``banana2`` adapter. The shared ``client`` belongs to the app; this only borrows it."""
 
     name: str = "banana2"
-    accepts_callbacks: bool = False
-    confirms_callbacks: bool = False
-
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
-        self._config = config
-        self._client = client
 
     async def submit(self, task: Task, callback_url: str | None) -> str:
         """``POST /api/generate``; returns ``data.task_id``. ``callback_url`` is not used."""
@@ -49,11 +42,7 @@ class Banana2Provider:
             self._client, self._config, "POST", "/api/generate", json_body=self.request_for(task)
         )
         check_body_code(self._config, body, headers)
-        data = body.get("data")
-        task_id = data.get("task_id") if isinstance(data, dict) else None
-        if not is_task_id(task_id):
-            raise malformed(self._config, "generate gave no usable data.task_id")
-        return task_id
+        return task_id_from(self._config, body, "task_id", "generate")
 
     async def fetch_status(self, provider_task_id: str) -> ProviderUpdate:
         """``GET /api/status``: IN_PROGRESS → running, SUCCESS → succeeded, FAILED → failed."""
@@ -83,14 +72,6 @@ class Banana2Provider:
             failure = self._failure(data, body)
             return ProviderUpdate(provider_task_id, TaskStatus.FAILED, failure=failure)
         raise malformed(self._config, f"status {str(status)[:40]!r} is not documented")
-
-    def verify_callback(self, headers: Mapping[str, str], body: bytes, now_ms: int) -> None:
-        """banana2 never calls back, so nothing that arrives can be from it."""
-        raise CallbackInvalid("banana2 does not call back.")
-
-    def parse_callback(self, body: bytes) -> ProviderUpdate:
-        """See ``verify_callback``."""
-        raise CallbackInvalid("banana2 does not call back.")
 
     def request_for(self, task: Task) -> dict[str, Any]:
         """The ``/api/generate`` body, in the API's spelling (lower-case ``1k``, ``jpeg``)."""

@@ -48,10 +48,12 @@ import httpx
 
 from service.core.ledger import Failure
 from service.providers.base import (
+    CallbackInvalid,
     ProviderConfig,
     ProviderError,
     ProviderRejected,
     ProviderRetryable,
+    ProviderUpdate,
 )
 
 MAX_MESSAGE = 300
@@ -159,6 +161,34 @@ def error_for_status(
 def malformed(config: ProviderConfig, what: str) -> ProviderRetryable:
     """A 2xx answer we cannot use: the provider misbehaved, so try again later."""
     return ProviderRetryable(_clean(f"{config.name} sent an unusable answer: {what}", config))
+
+
+class PollOnly:
+    """Base of providers that never call back: whatever arrives on their callback route is
+    refused, and the reconciler polls them on an interval instead."""
+
+    name: str
+    accepts_callbacks: bool = False
+    confirms_callbacks: bool = False
+
+    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
+        self._config = config
+        self._client = client
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes, now_ms: int) -> None:
+        raise CallbackInvalid(f"{self.name} does not call back.")
+
+    def parse_callback(self, body: bytes) -> ProviderUpdate:
+        raise CallbackInvalid(f"{self.name} does not call back.")
+
+
+def task_id_from(config: ProviderConfig, body: Mapping[str, Any], key: str, what: str) -> str:
+    """``body["data"][key]`` when it is a usable provider task id; else the provider misbehaved."""
+    data = body.get("data")
+    task_id = data.get(key) if isinstance(data, dict) else None
+    if not is_task_id(task_id):
+        raise malformed(config, f"{what} gave no usable data.{key}")
+    return task_id
 
 
 def check_body_code(

@@ -35,6 +35,7 @@ from service.providers.http import (
     malformed,
     progress_of,
     readable,
+    task_id_from,
 )
 
 KIE_POLICY = StatusPolicy(retryable=frozenset({455}), rejected=frozenset({505}))
@@ -108,11 +109,7 @@ class KieProvider:
             policy=KIE_POLICY,
         )
         check_body_code(self._config, body, headers, KIE_POLICY)
-        data = body.get("data")
-        task_id = data.get("taskId") if isinstance(data, dict) else None
-        if not is_task_id(task_id):
-            raise malformed(self._config, "createTask gave no usable data.taskId")
-        return task_id
+        return task_id_from(self._config, body, "taskId", "createTask")
 
     async def fetch_status(self, provider_task_id: str) -> ProviderUpdate:
         """``recordInfo``: waiting/queuing → submitted, generating → running, success, fail."""

@@ -11,18 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from service.core.ledger import Failure, TaskStatus
 from service.core.tasks import Task
-from service.providers.base import CallbackInvalid, ProviderConfig, ProviderRejected, ProviderUpdate
+from service.providers.base import ProviderRejected, ProviderUpdate
 from service.providers.http import (
+    PollOnly,
     call,
     is_http_url,
-    is_task_id,
     malformed,
     progress_of,
     readable,
+    task_id_from,
 )
 
 #: Our model names are the API's own.
@@ -31,25 +30,15 @@ CREATE = "/api/v1/image/nano-banana"
 RESULT = "/api/v1/image/nano-banana/result"
 
 
-class NanoBananaProProvider:
+class NanoBananaProProvider(PollOnly):
     """The ``nanobananapro`` adapter. The shared ``client`` belongs to the app; it is borrowed."""
 
     name: str = "nanobananapro"
-    accepts_callbacks: bool = False
-    confirms_callbacks: bool = False
-
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
-        self._config = config
-        self._client = client
 
     async def submit(self, task: Task, callback_url: str | None) -> str:
         """Create the image task; returns ``data.id``. ``callback_url`` is not used."""
         body, _ = await call(self._client, self._config, "POST", CREATE, form=self.form_for(task))
-        data = body.get("data")
-        task_id = data.get("id") if isinstance(data, dict) else None
-        if not is_task_id(task_id):
-            raise malformed(self._config, "create gave no usable data.id")
-        return task_id
+        return task_id_from(self._config, body, "id", "create")
 
     async def fetch_status(self, provider_task_id: str) -> ProviderUpdate:
         """``POST …/result {"taskId"}``: running, succeeded (``results[].url``) or failed."""
@@ -74,14 +63,6 @@ class NanoBananaProProvider:
             failure = self._failure(data)
             return ProviderUpdate(provider_task_id, TaskStatus.FAILED, failure=failure)
         raise malformed(self._config, f"status {str(status)[:40]!r} is not documented")
-
-    def verify_callback(self, headers: Mapping[str, str], body: bytes, now_ms: int) -> None:
-        """nanobananapro never calls back, so nothing that arrives can be from it."""
-        raise CallbackInvalid("nanobananapro does not call back.")
-
-    def parse_callback(self, body: bytes) -> ProviderUpdate:
-        """See ``verify_callback``."""
-        raise CallbackInvalid("nanobananapro does not call back.")
 
     def form_for(self, task: Task) -> list[tuple[str, str]]:
         """The multipart fields, in order; ``imageUrl`` once per reference image.
