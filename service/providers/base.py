@@ -109,7 +109,9 @@ class Provider(Protocol):
         ...
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes, now_ms: int) -> None:
-        """Raise ``SignatureInvalid`` (401) unless the callback is authentic and fresh.
+        """Raise ``SignatureInvalid`` (401) unless the callback is authentic and fresh, or
+        ``CallbackInvalid`` (400) when the body must be read to check it and cannot be (kie
+        signs the body's ``taskId``).
 
         ``headers`` has lower-case names. Pure: no I/O.
         """
