@@ -6,6 +6,7 @@ raises ``ValueError`` saying what is expected; the loader adds which key and whe
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,31 @@ def _fraction(value: Any) -> float:
     return float(number)
 
 
+def _networks(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of CIDR networks")
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{network!r} is not a CIDR network") from None
+    return tuple(value)
+
+
+def _schedule(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [int(part) for part in value.split(",") if part.strip().isdigit()]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        raise ValueError("must be a non-empty list of whole seconds ≥ 0")
+    return tuple(value)
+
+
 def _names(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
@@ -102,6 +128,19 @@ SCHEMA: dict[str, dict[str, Convert]] = {
         "idle_poll_ms": _integer(10, 600_000),
         "batch_size": _integer(1, 1000),
         "concurrency": _integer(1, 1000),
+    },
+    "delivery": {
+        "allowed_networks": _networks,
+        "schedule_seconds": _schedule,
+        "jitter_fraction": _fraction,
+        "request_timeout_seconds": _integer(1, 300),
+        "disable_after_failing_seconds": _integer(60, 90 * 86400),
+        "secret_overlap_seconds": _integer(0, 30 * 86400),
+        "response_excerpt_bytes": _integer(0, 1024 * 1024),
+        "concurrency": _integer(1, 10_000),
+        "per_endpoint_concurrency": _integer(1, 1000),
+        "lease_seconds": _integer(1, 86400),
+        "batch_size": _integer(1, 10_000),
     },
     "simulator": {
         "enabled": _flag,

@@ -117,6 +117,21 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    allowed_networks: tuple[str, ...]
+    schedule_seconds: tuple[int, ...]
+    jitter_fraction: float
+    request_timeout_seconds: int
+    disable_after_failing_seconds: int
+    secret_overlap_seconds: int
+    response_excerpt_bytes: int
+    concurrency: int
+    per_endpoint_concurrency: int
+    lease_seconds: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
 class SimulatorSettings:
     enabled: bool
     latency_ms: int
@@ -136,6 +151,7 @@ class Settings:
     tasks: TaskSettings
     upstream: UpstreamSettings
     workers: WorkerSettings
+    delivery: DeliverySettings
     simulator: SimulatorSettings
     #: kie, banana2, nanobananapro: present only when their TASKHOOK_<NAME>_BASE_URL is set
     providers: Mapping[str, ProviderConfig]
@@ -241,6 +257,7 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         tasks=tasks,
         upstream=upstream,
         workers=WorkerSettings(**v["workers"]),
+        delivery=DeliverySettings(**v["delivery"]),
         simulator=SimulatorSettings(**v["simulator"], secret=_simulator_secret(env, secret_key)),
         providers=_provider_configs(env, upstream),
         pricing=pricing,
