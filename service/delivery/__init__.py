@@ -1,0 +1,1 @@
+"""Delivery of taskhook's own webhooks to subscriber endpoints."""
