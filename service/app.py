@@ -3,9 +3,9 @@ workers and the web edge."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import httpx
 from starlette.applications import Starlette
@@ -14,6 +14,10 @@ from starlette.routing import BaseRoute, Mount
 
 from service.core.clock import Clock, system_clock
 from service.core.tokens import CallbackTokens
+from service.delivery.sender import Sender
+from service.delivery.ssrf import TargetPolicy
+from service.delivery.worker import DeliveryWorker
+from service.endpoints import EndpointPolicy
 from service.errors import ConfigError
 from service.logs import get_logger
 from service.providers.registry import build_providers, simulator_base
@@ -28,7 +32,7 @@ from service.web.errors import EXCEPTION_HANDLERS
 from service.web.middleware import RequestContext
 from service.web.openapi import build_spec
 from service.web.routes import ROUTES
-from service.workers import Workers
+from service.workers import Waker, Workers
 
 log = get_logger("taskhook.app")
 
@@ -53,7 +57,11 @@ def provider_client(settings: Settings) -> httpx.AsyncClient:
 
 
 def build_upstream(
-    settings: Settings, store: Store, client: httpx.AsyncClient, clock: Clock
+    settings: Settings,
+    store: Store,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    notify: Callable[[], None] = lambda: None,
 ) -> Upstream:
     keys = [k.reveal() for k in (*settings.previous_secret_keys, settings.secret_key)]
     return Upstream(
@@ -63,7 +71,34 @@ def build_upstream(
         settings=settings.upstream,
         public_base=settings.service.public_base,
         clock=clock,
+        notify=notify,
     )
+
+
+@dataclass(frozen=True)
+class Background:
+    """The worker side of the service: what ``serve`` runs beside the API, and ``worker`` alone."""
+
+    upstream: Upstream
+    workers: Workers
+    sender: Sender
+    waker: Waker
+
+    async def close(self) -> None:
+        await self.workers.stop()
+        await self.sender.close()
+
+
+def build_background(
+    settings: Settings, store: Store, client: httpx.AsyncClient, clock: Clock
+) -> Background:
+    waker = Waker()
+    upstream = build_upstream(settings, store, client, clock, waker.wake)
+    sender = Sender(
+        settings.delivery, TargetPolicy.from_settings(settings.delivery.allowed_networks)
+    )
+    delivery = DeliveryWorker(store, sender, settings.delivery, clock)
+    return Background(upstream, Workers(upstream, delivery, settings.workers, waker), sender, waker)
 
 
 def task_policy(settings: Settings, providers: tuple[str, ...]) -> TaskPolicy:
@@ -84,11 +119,12 @@ def create_app(
     settings: Settings, *, clock: Clock = system_clock, run_workers: bool | None = None
 ) -> Starlette:
     """An ASGI app for ``settings``. Its lifespan opens (and migrates) the store, and runs the
-    submitter and reconciler unless ``run_workers`` (default: ``workers.in_serve``) says not."""
+    submitter, reconciler and delivery worker unless ``run_workers`` (default:
+    ``workers.in_serve``) says not."""
     store: Store = open_store(settings)
     client = provider_client(settings)
-    upstream = build_upstream(settings, store, client, clock)
-    workers = Workers(upstream, settings.workers)
+    background = build_background(settings, store, client, clock)
+    upstream, workers = background.upstream, background.workers
     with_workers = settings.workers.in_serve if run_workers is None else run_workers
     simulator = create_simulator_app(
         SimulatorConfig(
@@ -116,7 +152,7 @@ def create_app(
         try:
             yield
         finally:
-            await workers.stop()
+            await background.close()
             await simulator.state.simulator.aclose()
             await client.aclose()
             await store.close()
@@ -139,7 +175,11 @@ def create_app(
         clock=clock,
         policy=policy,
         upstream=upstream,
-        wake_submitter=workers.wake_submitter,
+        wake_workers=background.waker.wake,
+        endpoints=EndpointPolicy(
+            targets=TargetPolicy.from_settings(settings.delivery.allowed_networks),
+            secret_overlap_ms=settings.delivery.secret_overlap_seconds * 1000,
+        ),
     )
     app.state.openapi = build_spec(list(settings.pricing.models), list(policy.tasks.providers))
     return app

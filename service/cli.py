@@ -18,14 +18,13 @@ from typing import TypeVar
 import uvicorn
 
 from service import usecases
-from service.app import build_upstream, create_app, open_store, provider_client
+from service.app import build_background, create_app, open_store, provider_client
 from service.core.clock import system_clock
 from service.errors import ConfigError, TaskhookError
 from service.logs import configure_logging
 from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.settings import Settings, load_settings
 from service.store.sqlite import SqliteStore
-from service.workers import Workers
 
 T = TypeVar("T")
 
@@ -121,16 +120,16 @@ async def _worker(settings: Settings) -> int:
     store = open_store(settings)
     await store.open()
     client = provider_client(settings)
-    workers = Workers(build_upstream(settings, store, client, system_clock), settings.workers)
+    background = build_background(settings, store, client, system_clock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    workers.start()
+    background.workers.start()
     try:
         await stop.wait()
     finally:
-        await workers.stop()
+        await background.close()
         await client.aclose()
         await store.close()
     return 0

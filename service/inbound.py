@@ -112,6 +112,8 @@ async def _apply_callback(
             await tx.set_callback_outcome(done.id, outcome, done.detail, applied_at)
         if transition.outcome is Outcome.APPLIED:
             await tx.schedule_task(task.id, up.next_check(task, now))
+    if transition.outcome is Outcome.APPLIED:
+        up.notify()
     log.info("callback.received", callback_id=done.id, task_id=task.id, outcome=outcome)
     return done if insert or transition.outcome is Outcome.APPLIED else record
 

@@ -25,6 +25,7 @@ from service.core.tasks import Task
 from service.core.timeline import EntryKind, TimelineEntry
 from service.core.tokens import CallbackTokens
 from service.logs import get_logger
+from service.outbox import record_event
 from service.providers.base import Provider, ProviderError, ProviderRejected, ProviderRetryable
 from service.settings import UpstreamSettings
 from service.store.base import Claimed, Store, Transaction
@@ -45,6 +46,8 @@ class Upstream:
     public_base: str
     clock: Clock
     rand: Callable[[], float] = field(default=random.random)
+    #: called after a commit that may have written deliveries (wakes the delivery loop)
+    notify: Callable[[], None] = field(default=lambda: None)
 
     def callback_url(self, provider: str, task: Task) -> str:
         token = self.tokens.mint(provider, task.id, task.created_at)
@@ -83,7 +86,8 @@ async def apply_update(
         task = replace(task, state=transition.state, refunded_credits=refunded)
         await tx.update_task(task)
         if transition.event_type is not None:
-            await tx.insert_event(task_event(new_id("evt", now), task, transition.event_type, now))
+            event = task_event(new_id("evt", now), task, transition.event_type, now)
+            await record_event(tx, event, now)
     state = task.state
     await tx.insert_timeline(
         TimelineEntry(
@@ -194,6 +198,7 @@ async def _finish_submission(up: Upstream, claimed: Claimed, change: Change, att
             )
             if not released:
                 raise _LostClaim  # rolls the whole transaction back
+        up.notify()
     except _LostClaim:
         # Our lease ran out and another worker owns the task: its result will count, not ours.
         log.warning("task.claim_lost", task_id=claimed.task.id)
@@ -239,6 +244,7 @@ async def poll_claimed(up: Upstream, claimed: Claimed) -> None:
             current, _ = await apply_update(tx, current, change, now, kind=kind, source=source)
         poll_ms = up.settings.poll_interval_seconds * 1000
         await tx.release_task(claimed, None if current.state.status.terminal else now + poll_ms)
+    up.notify()
 
 
 # -- helpers for the callback log ------------------------------------------------------------

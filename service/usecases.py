@@ -29,6 +29,7 @@ from service.errors import (
     PromptBlocked,
     ValidationFailed,
 )
+from service.outbox import record_event
 from service.settings import TaskSettings
 from service.store.base import (
     Account,
@@ -125,7 +126,7 @@ async def submit_task(
                 created_at=now,
             )
         )
-        await tx.insert_event(task_event(new_id("evt", now), task, "task.queued", now))
+        await record_event(tx, task_event(new_id("evt", now), task, "task.queued", now), now)
         if idempotency_key is not None:
             await tx.put_idempotency(
                 IdempotencyRecord(account_id, idempotency_key, fingerprint, task.id, now)

@@ -1,7 +1,7 @@
-"""The background loops: the submitter and the reconciler.
+"""The background loops: the submitter, the reconciler and the delivery worker.
 
-Each loop claims a batch, works it, and sleeps until woken (a task was just queued in this
-process) or until ``idle_poll_ms`` passes (work queued by another process, or a deadline that
+Each loop claims a batch, works it, and sleeps until woken (this process just committed work
+for it) or until ``idle_poll_ms`` passes (work committed by another process, or a deadline that
 came due). A full batch means there is probably more: it goes again at once. An exception in a
 round is logged and the loop carries on: a worker that dies quietly is worse than one that
 complains.
@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+from service.delivery.worker import DeliveryWorker
 from service.logs import get_logger
 from service.settings import WorkerSettings
 from service.upstream import Upstream, reconcile_due, submit_due
@@ -20,31 +21,46 @@ from service.upstream import Upstream, reconcile_due, submit_due
 log = get_logger("taskhook.workers")
 
 
-class Workers:
-    def __init__(self, up: Upstream, settings: WorkerSettings) -> None:
-        self._up = up
-        self._settings = settings
-        self._submit_wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+class Waker:
+    """Wakes the loops after a commit: a new task to submit, new deliveries to send."""
 
-    def wake_submitter(self) -> None:
-        """A task was queued: submit it now rather than at the next idle poll."""
-        self._submit_wake.set()
+    def __init__(self) -> None:
+        self.submitter = asyncio.Event()
+        self.delivery = asyncio.Event()
+
+    def wake(self) -> None:
+        self.submitter.set()
+        self.delivery.set()
+
+
+class Workers:
+    def __init__(
+        self,
+        up: Upstream,
+        delivery: DeliveryWorker,
+        settings: WorkerSettings,
+        waker: Waker,
+    ) -> None:
+        self._up = up
+        self._delivery = delivery
+        self._settings = settings
+        self._waker = waker
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         batch, concurrency = self._settings.batch_size, self._settings.concurrency
-        self._tasks = [
-            asyncio.create_task(
-                self._loop("submitter", lambda: submit_due(self._up, batch, concurrency),
-                           self._submit_wake),
-                name="taskhook-submitter",
-            ),
-            asyncio.create_task(
-                self._loop("reconciler", lambda: reconcile_due(self._up, batch, concurrency),
-                           asyncio.Event()),
-                name="taskhook-reconciler",
-            ),
+        loops: list[tuple[str, Callable[[], Awaitable[int]], asyncio.Event, int]] = [
+            ("submitter", lambda: submit_due(self._up, batch, concurrency),
+             self._waker.submitter, batch),
+            ("reconciler", lambda: reconcile_due(self._up, batch, concurrency),
+             asyncio.Event(), batch),
+            ("delivery", self._delivery.deliver_due, self._waker.delivery,
+             self._delivery.settings.batch_size),
         ]  # fmt: skip
+        self._tasks = [
+            asyncio.create_task(self._loop(name, step, wake, full), name=f"taskhook-{name}")
+            for name, step, wake, full in loops
+        ]
         log.info("workers.started", loops=[t.get_name() for t in self._tasks])
 
     async def stop(self) -> None:
@@ -56,7 +72,7 @@ class Workers:
         self._tasks = []
 
     async def _loop(
-        self, name: str, step: Callable[[], Awaitable[int]], wake: asyncio.Event
+        self, name: str, step: Callable[[], Awaitable[int]], wake: asyncio.Event, full: int
     ) -> None:
         idle_s = self._settings.idle_poll_ms / 1000
         while True:
@@ -66,7 +82,7 @@ class Workers:
             except Exception:
                 log.exception("workers.round_failed", loop=name)
                 handled = 0
-            if handled >= self._settings.batch_size:
+            if handled >= full:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), idle_s)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from service.core.credits import CreditEntry
+from service.core.endpoints import Endpoint
 from service.core.events import Event
 from service.core.pagination import PageRequest
 from service.core.tasks import Task
@@ -84,6 +85,60 @@ class CallbackRecord:
     applied_at: int | None = None
 
 
+#: a delivery is ``pending`` until it succeeds (``delivered``) or is given up on (``failed``)
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event to one endpoint; its attempts are kept separately."""
+
+    id: str
+    event_id: str
+    endpoint_id: str
+    account_id: str
+    status: str
+    attempts: int
+    #: when the worker should try next (``None`` once it is no longer pending)
+    next_attempt_at: int | None
+    #: True for a replay or recovery someone asked for
+    manual: bool
+    last_status: int | None
+    last_error: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP try of a delivery: what came back (or why nothing did)."""
+
+    id: str
+    delivery_id: str
+    number: int
+    status_code: int | None
+    latency_ms: int
+    #: the first bytes of the response body, as text
+    response_body: str
+    error: str | None
+    manual: bool
+    created_at: int
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery a worker holds under a lease, with everything needed to send it: the exact
+    payload text to sign and the endpoint as it was when claimed. Only the holder of
+    ``claim_token`` may finish it."""
+
+    delivery: Delivery
+    claim_token: str
+    event_id: str
+    event_type: str
+    payload: str
+    endpoint: Endpoint
+
+
 @dataclass(frozen=True)
 class TaskFilter:
     status: str | None = None
@@ -101,6 +156,19 @@ class Reads(Protocol):
         ...
 
     async def get_callback(self, account_id: str, callback_id: str) -> CallbackRecord | None: ...
+    async def get_endpoint(self, account_id: str, endpoint_id: str) -> Endpoint | None:
+        """The account's endpoint; a deleted one is as good as never created."""
+        ...
+
+    async def get_endpoint_by_id(self, endpoint_id: str) -> Endpoint | None:
+        """An endpoint whatever its account, deleted ones included: for the delivery worker."""
+        ...
+
+    async def endpoints_for_account(self, account_id: str) -> list[Endpoint]:
+        """The account's enabled, undeleted endpoints: the candidates for fan-out."""
+        ...
+
+    async def get_delivery(self, account_id: str, delivery_id: str) -> Delivery | None: ...
 
 
 class Transaction(Reads, Protocol):
@@ -139,6 +207,37 @@ class Transaction(Reads, Protocol):
         self, callback_id: str, outcome: str, detail: str, applied_at: int | None
     ) -> None: ...
 
+    async def insert_endpoint(self, endpoint: Endpoint) -> None: ...
+    async def update_endpoint(self, endpoint: Endpoint) -> bool:
+        """Write an endpoint's mutable fields; False if it is gone (deleted)."""
+        ...
+
+    async def delete_endpoint(self, account_id: str, endpoint_id: str, now_ms: int) -> bool:
+        """Soft delete (the row stays for its deliveries' history); False if there was none."""
+        ...
+
+    async def insert_deliveries(self, deliveries: list[Delivery]) -> None: ...
+    async def fail_pending_deliveries(self, endpoint_id: str, error: str, now_ms: int) -> int:
+        """Give up every pending delivery to the endpoint; returns how many there were."""
+        ...
+
+    async def finish_delivery(
+        self,
+        claimed: ClaimedDelivery,
+        *,
+        status: str,
+        next_attempt_at: int | None,
+        attempts: int,
+        last_status: int | None,
+        last_error: str | None,
+        now_ms: int,
+    ) -> bool:
+        """Record a claimed delivery's outcome and drop the lease; False if the claim was lost
+        (the lease ran out and another worker took it)."""
+        ...
+
+    async def insert_attempt(self, attempt: Attempt) -> None: ...
+
 
 class Store(Reads, Protocol):
     async def open(self) -> list[str]: ...
@@ -163,3 +262,18 @@ class Store(Reads, Protocol):
     async def list_callbacks(
         self, account_id: str, task_id: str | None, page: PageRequest
     ) -> list[CallbackRecord]: ...
+    async def list_endpoints(self, account_id: str, page: PageRequest) -> list[Endpoint]: ...
+    async def claim_due_deliveries(
+        self, now_ms: int, lease_ms: int, limit: int
+    ) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` pending deliveries that are due and not leased, oldest due
+        first, each with its event payload and endpoint."""
+        ...
+
+    async def list_deliveries_for_event(
+        self, event_id: str, page: PageRequest
+    ) -> list[Delivery]: ...
+    async def list_deliveries_for_endpoint(
+        self, endpoint_id: str, status: str | None, page: PageRequest
+    ) -> list[Delivery]: ...
+    async def list_attempts(self, delivery_id: str) -> list[Attempt]: ...

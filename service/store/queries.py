@@ -1,8 +1,9 @@
 """SQL for accounts, keys, credits, timeline, events, idempotency keys and moderation.
 
-Together with ``task_queries`` (tasks, claims, callbacks) this is every statement taskhook runs
-against SQLite. ``Queries`` wraps one connection: the reader for plain reads, the writer inside a
-transaction. Lists fetch ``limit + 1`` rows so the caller can tell whether another page exists.
+Together with ``task_queries`` (tasks, claims, callbacks) and ``delivery_queries`` (endpoints,
+deliveries, attempts) this is every statement taskhook runs against SQLite. ``Queries`` wraps one
+connection: the reader for plain reads, the writer inside a transaction. Lists fetch
+``limit + 1`` rows so the caller can tell whether another page exists.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from service.core.pagination import PageRequest
 from service.core.timeline import EntryKind as TimelineKind
 from service.core.timeline import TimelineEntry
 from service.store.base import Account, ApiKey, IdempotencyRecord, ModerationBlock
+from service.store.delivery_queries import DeliveryQueries
 from service.store.task_queries import TaskQueries
 
 
-class Queries(TaskQueries):
-    """Every query, on one connection (see ``TaskQueries`` for tasks and callbacks)."""
+class Queries(TaskQueries, DeliveryQueries):
+    """Every query, on one connection (see ``TaskQueries`` for tasks and callbacks,
+    ``DeliveryQueries`` for endpoints, deliveries and attempts)."""
 
     # -- accounts and keys -------------------------------------------------------------------
 

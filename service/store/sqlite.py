@@ -7,14 +7,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from service.core.credits import CreditEntry
+from service.core.endpoints import Endpoint
 from service.core.pagination import PageRequest
 from service.core.tasks import Task
 from service.core.timeline import TimelineEntry
 from service.store.base import (
     Account,
     ApiKey,
+    Attempt,
     CallbackRecord,
     Claimed,
+    ClaimedDelivery,
+    Delivery,
     IdempotencyRecord,
     ModerationBlock,
     TaskFilter,
@@ -104,3 +108,37 @@ class SqliteStore:
 
     async def list_moderation_blocks(self, account_id: str) -> list[ModerationBlock]:
         return await self._r.list_moderation_blocks(account_id)
+
+    # -- endpoints, deliveries, attempts -----------------------------------------------------
+
+    async def get_endpoint(self, account_id: str, endpoint_id: str) -> Endpoint | None:
+        return await self._r.get_endpoint(account_id, endpoint_id)
+
+    async def get_endpoint_by_id(self, endpoint_id: str) -> Endpoint | None:
+        return await self._r.get_endpoint_by_id(endpoint_id)
+
+    async def endpoints_for_account(self, account_id: str) -> list[Endpoint]:
+        return await self._r.endpoints_for_account(account_id)
+
+    async def list_endpoints(self, account_id: str, page: PageRequest) -> list[Endpoint]:
+        return await self._r.list_endpoints(account_id, page)
+
+    async def get_delivery(self, account_id: str, delivery_id: str) -> Delivery | None:
+        return await self._r.get_delivery(account_id, delivery_id)
+
+    async def claim_due_deliveries(
+        self, now_ms: int, lease_ms: int, limit: int
+    ) -> list[ClaimedDelivery]:
+        async with self.db.transaction() as conn:
+            return await Queries(conn).claim_due_deliveries(now_ms, lease_ms, limit)
+
+    async def list_deliveries_for_event(self, event_id: str, page: PageRequest) -> list[Delivery]:
+        return await self._r.list_deliveries_for_event(event_id, page)
+
+    async def list_deliveries_for_endpoint(
+        self, endpoint_id: str, status: str | None, page: PageRequest
+    ) -> list[Delivery]:
+        return await self._r.list_deliveries_for_endpoint(endpoint_id, status, page)
+
+    async def list_attempts(self, delivery_id: str) -> list[Attempt]:
+        return await self._r.list_attempts(delivery_id)

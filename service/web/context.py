@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from service.core.clock import Clock
 from service.core.pagination import next_cursor
+from service.endpoints import EndpointPolicy
 from service.settings import Settings
 from service.store.base import Store
 from service.upstream import Upstream
@@ -26,7 +27,8 @@ class Services:
     policy: TaskPolicy
     upstream: Upstream
     #: called after a task is queued, so the submitter starts on it at once
-    wake_submitter: Callable[[], None]
+    wake_workers: Callable[[], None]
+    endpoints: EndpointPolicy
 
 
 def services(request: Request) -> Services:

@@ -39,6 +39,90 @@ _LIST_PARAMS = [
 ]
 _LIST_ERRORS = {"400": _error("Malformed limit or cursor"), "422": _error("Limit out of range")}
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_ENDPOINT_ID = {
+    "name": "endpoint_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_NO_ENDPOINT = {"404": _error("No such endpoint in this account")}
+
+
+def _body(name: str) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": ref(name)}}}
+
+
+def _endpoint_paths() -> Schema:
+    body_errors = {
+        "400": _error("Malformed JSON"),
+        "413": _error("Body too large"),
+        "415": _error("Not application/json"),
+    }
+    return {
+        "/v1/endpoints": {
+            "post": {
+                "summary": "Register a webhook endpoint; its secret is shown this once",
+                "requestBody": _body("EndpointCreate"),
+                "responses": {
+                    "201": _json(ref("EndpointWithSecret"), "Created"),
+                    **body_errors,
+                    **_AUTH_ERRORS,
+                    "422": _error("Invalid field, or unsafe_target: the URL is not public"),
+                },
+            },
+            "get": {
+                "summary": "List endpoints, newest first",
+                "parameters": _LIST_PARAMS,
+                "responses": {"200": _json(_page("Endpoint")), **_AUTH_ERRORS, **_LIST_ERRORS},
+            },
+        },
+        "/v1/endpoints/{endpoint_id}": {
+            "get": {
+                "summary": "One endpoint",
+                "parameters": [_ENDPOINT_ID],
+                "responses": {"200": _json(ref("Endpoint")), **_AUTH_ERRORS, **_NO_ENDPOINT},
+            },
+            "patch": {
+                "summary": "Change url, description, event_types or enabled",
+                "parameters": [_ENDPOINT_ID],
+                "requestBody": _body("EndpointUpdate"),
+                "responses": {
+                    "200": _json(ref("Endpoint")),
+                    **body_errors,
+                    **_AUTH_ERRORS,
+                    **_NO_ENDPOINT,
+                    "422": _error("Invalid field, or unsafe_target: the URL is not public"),
+                },
+            },
+            "delete": {
+                "summary": "Delete an endpoint; what was still due to it is given up",
+                "parameters": [_ENDPOINT_ID],
+                "responses": {"204": {"description": "Deleted"}, **_AUTH_ERRORS, **_NO_ENDPOINT},
+            },
+        },
+        "/v1/endpoints/{endpoint_id}/rotate-secret": {
+            "post": {
+                "summary": "New signing secret; the old one keeps signing for the overlap (24 h)",
+                "parameters": [_ENDPOINT_ID],
+                "responses": {
+                    "200": _json(ref("EndpointSecret")),
+                    **_AUTH_ERRORS,
+                    **_NO_ENDPOINT,
+                },
+            },
+        },
+        "/v1/endpoints/{endpoint_id}/test": {
+            "post": {
+                "summary": "Send a ping event to this endpoint only",
+                "parameters": [_ENDPOINT_ID],
+                "responses": {
+                    "202": _json(ref("PingEvent"), "Queued for delivery"),
+                    **_AUTH_ERRORS,
+                    **_NO_ENDPOINT,
+                },
+            },
+        },
+    }
 
 
 def build_spec(models: list[str], providers: list[str]) -> Schema:
@@ -237,6 +321,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                     },
                 }
             },
+            **_endpoint_paths(),
         },
     }
 

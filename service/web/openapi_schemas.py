@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.core.endpoints import MAX_DESCRIPTION, MAX_URL
+from service.core.events import EVENT_TYPES
 from service.core.ledger import TaskStatus
 from service.core.tasks import (
     ASPECT_RATIOS,
@@ -24,8 +26,90 @@ def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_URL = {"type": "string", "format": "uri", "maxLength": MAX_URL}
+_EVENT_TYPES = {
+    "type": ["array", "null"],
+    "minItems": 1,
+    "uniqueItems": True,
+    "items": {"type": "string", "enum": list(EVENT_TYPES)},
+    "description": "null (or omitted) subscribes to every type.",
+}
+_SECRET = {
+    "type": "string",
+    "pattern": "^(whsec_)?[A-Za-z0-9+/]+={0,2}$",
+    "description": "whsec_ + base64 of 24 to 64 random bytes.",
+}
+_ENDPOINT_PROPERTIES = {
+    "id": {"type": "string", "pattern": "^ep_"},
+    "url": {"type": "string"},
+    "description": {"type": "string"},
+    "event_types": {"type": ["array", "null"], "items": {"type": "string"}},
+    "enabled": {"type": "boolean"},
+    "disabled_reason": {"type": ["string", "null"]},
+    "created_at": TIME,
+    "updated_at": TIME,
+}
+
+
+def endpoint_schemas() -> dict[str, Schema]:
+    """Subscriber endpoints: the secret appears only on create and rotate."""
+    return {
+        "EndpointCreate": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url"],
+            "properties": {
+                "url": _URL,
+                "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION},
+                "event_types": _EVENT_TYPES,
+                "secret": _SECRET,
+            },
+        },
+        "EndpointUpdate": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "url": _URL,
+                "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION},
+                "event_types": _EVENT_TYPES,
+                "enabled": {
+                    "type": "boolean",
+                    "description": "true clears disabled_reason and the failure streak.",
+                },
+            },
+        },
+        "Endpoint": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(_ENDPOINT_PROPERTIES),
+            "properties": _ENDPOINT_PROPERTIES,
+        },
+        "EndpointWithSecret": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [*_ENDPOINT_PROPERTIES, "secret"],
+            "properties": {**_ENDPOINT_PROPERTIES, "secret": _SECRET},
+        },
+        "EndpointSecret": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["secret"],
+            "properties": {"secret": _SECRET},
+        },
+        "PingEvent": {
+            "type": "object",
+            "required": ["id", "type"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^evt_"},
+                "type": {"type": "string", "const": "ping"},
+            },
+        },
+    }
+
+
 def component_schemas(models: list[str], providers: list[str]) -> dict[str, Schema]:
     return {
+        **endpoint_schemas(),
         "Error": {
             "type": "object",
             "required": ["error"],

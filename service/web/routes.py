@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.web import account, callbacks, ops, tasks
+from service.web import account, callbacks, endpoints, ops, tasks
 from service.web.openapi import openapi_json
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -36,4 +36,13 @@ ROUTES = [
     Route("/v1/callbacks", callbacks.list_callbacks, methods=["GET"]),
     Route("/v1/callbacks/{callback_id}/replay", callbacks.replay, methods=["POST"]),
     Route("/callbacks/{provider}/{token}", callbacks.receive, methods=["POST"]),
+    route("/v1/endpoints", GET=endpoints.list_endpoints, POST=endpoints.create_endpoint),
+    route(
+        "/v1/endpoints/{endpoint_id}",
+        GET=endpoints.get_endpoint,
+        PATCH=endpoints.update_endpoint,
+        DELETE=endpoints.delete_endpoint,
+    ),
+    Route("/v1/endpoints/{endpoint_id}/rotate-secret", endpoints.rotate_secret, methods=["POST"]),
+    Route("/v1/endpoints/{endpoint_id}/test", endpoints.send_test, methods=["POST"]),
 ]

@@ -1,0 +1,239 @@
+"""The delivery worker against a real receiver on loopback: real SQLite, the real aiohttp
+sender, signatures checked with the ``standardwebhooks`` package. The clock is ours to move,
+so retries scheduled minutes ahead are reached at once."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from service.core.clock import system_clock
+from service.core.endpoints import Endpoint, generate_secret
+from service.core.events import Event, envelope
+from service.core.ids import new_id
+from service.delivery.sender import Sender
+from service.delivery.ssrf import TargetPolicy
+from service.delivery.worker import DeliveryWorker
+from service.outbox import record_event
+from service.settings import load_settings
+from service.store.base import Account
+from service.store.sqlite import SqliteStore
+from tests.conftest import settings_env
+from tests.delivery.receiver import Receiver
+from tests.servers import bind_loopback, serve_app
+
+# Real time, moved forward by the tests: the standardwebhooks package checks timestamps
+# against the wall clock.
+T0 = system_clock()
+
+
+@dataclass
+class Bench:
+    store: SqliteStore
+    worker: DeliveryWorker
+    receiver: Receiver
+    base: str
+    now: list[int]
+    account_id: str
+
+    async def endpoint(self, path: str, **changes: object) -> Endpoint:
+        endpoint = Endpoint(
+            id=new_id("ep", self.now[0]), account_id=self.account_id, url=self.base + path,
+            description="", event_types=None, enabled=True, disabled_reason=None,
+            secret=generate_secret(secrets.token_bytes(32)), previous_secret=None,
+            previous_secret_until=None, failing_since=None, created_at=self.now[0],
+            updated_at=self.now[0],
+        )  # fmt: skip
+        endpoint = replace(endpoint, **changes)  # type: ignore[arg-type]
+        async with self.store.transaction() as tx:
+            await tx.insert_endpoint(endpoint)
+        return endpoint
+
+    async def event(self, event_type: str = "task.succeeded", data: object = None) -> Event:
+        now = self.now[0]
+        payload = envelope(event_type, {"n": data}, now)
+        event = Event(new_id("evt", now), self.account_id, event_type, None, payload, now)
+        async with self.store.transaction() as tx:
+            await record_event(tx, event, now)
+        return event
+
+    async def rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        async with self.store.db.reader.execute(sql, args) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
+
+    async def round(self, advance_s: float = 0) -> int:
+        self.now[0] += int(advance_s * 1000)
+        return await self.worker.deliver_due()
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    settings = load_settings(
+        settings_env(tmp_path, TASKHOOK__DELIVERY__REQUEST_TIMEOUT_SECONDS="1")
+    )
+    store = SqliteStore(tmp_path / "d.db")
+    await store.open()
+    now = [T0]
+    account = Account(new_id("acct", T0), "subscriber", T0)
+    async with store.transaction() as tx:
+        await tx.insert_account(account)
+    receiver = Receiver()
+    policy = TargetPolicy.from_settings(settings.delivery.allowed_networks)
+    sender = Sender(settings.delivery, policy)
+    worker = DeliveryWorker(store, sender, settings.delivery, lambda: now[0], rand=lambda: 0.5)
+    sock = bind_loopback()
+    async with serve_app(receiver.app(), sock=sock) as base:
+        yield Bench(store, worker, receiver, base, now, account.id)
+        receiver.release.set()
+    await sender.close()
+    await store.close()
+
+
+async def test_a_delivery_arrives_signed_and_verifies_with_standardwebhooks(bench: Bench) -> None:
+    endpoint = await bench.endpoint("/hook")
+    event = await bench.event("task.succeeded", 1)
+    assert await bench.round() == 1
+    [got] = bench.receiver.at("/hook")
+    assert got.headers["webhook-id"] == event.id
+    assert got.body == event.payload.encode()
+    assert Webhook(endpoint.secret).verify(got.body, got.headers) == json.loads(event.payload)
+    assert await bench.rows("SELECT status, attempts FROM deliveries") == [("delivered", 1)]
+    assert await bench.rows("SELECT number, status_code, error FROM attempts") == [(1, 200, None)]
+
+
+async def test_during_rotation_both_secrets_verify(bench: Bench) -> None:
+    old = generate_secret(secrets.token_bytes(32))
+    endpoint = await bench.endpoint(
+        "/rot", previous_secret=old, previous_secret_until=T0 + 86_400_000
+    )
+    await bench.event()
+    await bench.round()
+    [got] = bench.receiver.at("/rot")
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    for secret in (endpoint.secret, old):
+        Webhook(secret).verify(got.body, got.headers)
+
+
+async def test_500_then_200_is_delivered_on_the_second_attempt(bench: Bench) -> None:
+    bench.receiver.script["/flaky"] = [500, 200]
+    await bench.endpoint("/flaky")
+    event = await bench.event()
+    await bench.round()
+    assert await bench.rows("SELECT status, attempts, last_status FROM deliveries") == [
+        ("pending", 1, 500)
+    ]
+    assert await bench.round() == 0  # not due before the schedule says (dev: 1 s)
+    await bench.round(advance_s=1.2)
+    assert await bench.rows("SELECT status, attempts FROM deliveries") == [("delivered", 2)]
+    assert [r.headers["webhook-id"] for r in bench.receiver.at("/flaky")] == [event.id] * 2
+    assert await bench.rows("SELECT number, status_code FROM attempts ORDER BY number") == [
+        (1, 500), (2, 200),
+    ]  # fmt: skip
+
+
+async def test_a_timeout_and_a_refused_connection_are_retried(bench: Bench) -> None:
+    bench.receiver.script["/slow"] = ["sleep:3", 200]
+    await bench.endpoint("/slow")
+    closed = bind_loopback()  # bound, never listening: connections are refused
+    refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/x"
+    await bench.endpoint("", url=refused_url)
+    await bench.event()
+    await bench.round()
+    by_url = "SELECT e.url, d.{} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id"
+    errors = dict(await bench.rows(by_url.format("last_error")))
+    assert errors[bench.base + "/slow"] == "timed out"
+    assert "Connect" in str(errors[refused_url])
+    assert {r[0] for r in await bench.rows("SELECT status FROM deliveries")} == {"pending"}
+    await bench.round(advance_s=1.2)
+    statuses = dict(await bench.rows(by_url.format("status")))
+    assert statuses[bench.base + "/slow"] == "delivered"
+    assert statuses[refused_url] == "pending"
+    closed.close()
+
+
+async def test_a_redirect_is_a_failure_and_its_target_is_never_hit(bench: Bench) -> None:
+    bench.receiver.script["/moved"] = [(302, {"Location": bench.base + "/target"})]
+    await bench.endpoint("/moved")
+    await bench.event()
+    await bench.round()
+    assert await bench.rows("SELECT status, last_status FROM deliveries") == [("pending", 302)]
+    assert bench.receiver.at("/target") == []
+
+
+async def test_410_disables_the_endpoint_and_tells_the_others(bench: Bench) -> None:
+    bench.receiver.script["/gone"] = [410]
+    gone = await bench.endpoint("/gone")
+    await bench.endpoint("/other")
+    await bench.event()
+    await bench.round()
+    [(enabled, reason)] = await bench.rows(
+        "SELECT enabled, disabled_reason FROM endpoints WHERE id = ?", gone.id
+    )
+    assert enabled == 0
+    assert "410" in str(reason)
+    await bench.round()
+    notices = [json.loads(r.body) for r in bench.receiver.at("/other")]
+    assert [n["type"] for n in notices] == ["task.succeeded", "endpoint.disabled"]
+    assert notices[1]["data"]["endpoint_id"] == gone.id
+    await bench.event()
+    await bench.round()
+    assert len(bench.receiver.at("/gone")) == 1  # a disabled endpoint receives nothing more
+
+
+async def test_retry_after_is_honoured(bench: Bench) -> None:
+    bench.receiver.script["/busy"] = [(429, {"Retry-After": "120"}), 200]
+    await bench.endpoint("/busy")
+    await bench.event()
+    await bench.round()
+    [(next_at,)] = await bench.rows("SELECT next_attempt_at FROM deliveries")
+    assert isinstance(next_at, int)
+    assert next_at >= T0 + 120_000
+    await bench.round(advance_s=60)
+    assert len(bench.receiver.at("/busy")) == 1
+    await bench.round(advance_s=61)
+    assert len(bench.receiver.at("/busy")) == 2
+
+
+async def test_an_exhausted_delivery_fails_and_keeps_every_attempt(bench: Bench) -> None:
+    bench.receiver.script["/down"] = [503]
+    await bench.endpoint("/down")
+    await bench.event()
+    for _ in range(6):
+        await bench.round(advance_s=5)
+    assert await bench.rows("SELECT status, attempts FROM deliveries") == [("failed", 4)]
+    assert len(await bench.rows("SELECT id FROM attempts")) == 4  # dev schedule: 0, 1, 2, 4 s
+
+
+async def test_an_endpoint_failing_past_the_threshold_is_disabled(bench: Bench) -> None:
+    five_days_ago = T0 - 5 * 86_400_000
+    bench.receiver.script["/sick"] = [500]
+    sick = await bench.endpoint("/sick", failing_since=five_days_ago)
+    await bench.event()
+    await bench.round()
+    [(enabled, reason)] = await bench.rows(
+        "SELECT enabled, disabled_reason FROM endpoints WHERE id = ?", sick.id
+    )
+    assert enabled == 0
+    assert "Failing continuously" in str(reason)
+    assert await bench.rows("SELECT status FROM deliveries") == [("failed",)]
+
+
+async def test_a_success_clears_the_failing_run(bench: Bench) -> None:
+    bench.receiver.script["/wobbly"] = [500, 200]
+    wobbly = await bench.endpoint("/wobbly")
+    await bench.event()
+    await bench.round()
+    assert await bench.rows("SELECT failing_since FROM endpoints WHERE id = ?", wobbly.id) == [
+        (T0,)
+    ]
+    await bench.round(advance_s=1.2)
+    assert await bench.rows("SELECT failing_since FROM endpoints WHERE id = ?", wobbly.id) == [
+        (None,)
+    ]
