@@ -42,8 +42,9 @@ class DeliveryWorker:
 
     async def deliver_due(self) -> int:
         """One round: claim a batch and attempt each; returns how many were claimed."""
+        claimed_at = self.clock()
         claimed = await self.store.claim_due_deliveries(
-            self.clock(), self.settings.lease_seconds * 1000, self.settings.batch_size
+            claimed_at, self.settings.lease_seconds * 1000, self.settings.batch_size
         )
         if not claimed:
             return 0
@@ -55,12 +56,27 @@ class DeliveryWorker:
         async def one(item: ClaimedDelivery) -> None:
             async with everyone, per_endpoint[item.endpoint.id]:
                 try:
-                    await self.attempt(item)
+                    if await self._still_ours(item, claimed_at):
+                        await self.attempt(item)
                 except Exception:
                     log.exception("delivery.attempt_crashed", delivery_id=item.delivery.id)
 
         await asyncio.gather(*(one(item) for item in claimed))
         return len(claimed)
+
+    async def _still_ours(self, item: ClaimedDelivery, claimed_at: int) -> bool:
+        """Before sending an item that waited its turn past half its lease, renew the lease:
+        if it ran out, another worker may have sent it already, and sending it again would be a
+        needless duplicate. (Fresh claims skip this write.)"""
+        lease_ms = self.settings.lease_seconds * 1000
+        now = self.clock()
+        if now - claimed_at < lease_ms // 2:
+            return True
+        async with self.store.transaction() as tx:
+            renewed = await tx.renew_delivery_lease(item, now + lease_ms)
+        if not renewed:
+            log.info("delivery.lease_lost", delivery_id=item.delivery.id)
+        return renewed
 
     async def attempt(self, item: ClaimedDelivery) -> None:
         endpoint = item.endpoint

@@ -221,6 +221,10 @@ class Transaction(Reads, Protocol):
         """Give up every pending delivery to the endpoint; returns how many there were."""
         ...
 
+    async def renew_delivery_lease(self, claimed: ClaimedDelivery, lease_until: int) -> bool:
+        """Extend a claim still held; False if it ran out and another worker took it."""
+        ...
+
     async def finish_delivery(
         self,
         claimed: ClaimedDelivery,

@@ -268,6 +268,14 @@ class DeliveryQueries(Sql):
 
     # -- attempts ----------------------------------------------------------------------------
 
+    async def renew_delivery_lease(self, claimed: ClaimedDelivery, lease_until: int) -> bool:
+        cursor = await self._conn.execute(
+            "UPDATE deliveries SET lease_until = ? WHERE id = ? AND claim_token = ?"
+            " AND status = 'pending'",
+            (lease_until, claimed.delivery.id, claimed.claim_token),
+        )
+        return cursor.rowcount == 1
+
     async def insert_attempt(self, attempt: Attempt) -> None:
         a = attempt
         await self._conn.execute(
