@@ -146,8 +146,11 @@ def _images(value: object) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list):
         raise ValidationFailed("images must be a list of URLs.", field="images")
-    if len(value) > MAX_IMAGES:
-        raise ValidationFailed(f"images takes at most {MAX_IMAGES} URLs.", field="images")
+    if not value or len(value) > MAX_IMAGES:
+        raise ValidationFailed(
+            f"images takes 1 to {MAX_IMAGES} URLs; leave it out for text-to-image.",
+            field="images",
+        )
     for url in value:
         if not _is_http_url(url):
             raise ValidationFailed(

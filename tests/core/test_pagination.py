@@ -137,34 +137,22 @@ def test_no_cursor_is_the_first_page(raw: str | None) -> None:
     assert decode_cursor(raw, "task") is None
 
 
-def test_padded_cursor_is_accepted() -> None:
-    cursor = encode_cursor(TASK_ID)
-    padded = cursor + "=" * (-len(cursor) % 4)
-    assert decode_cursor(padded, "task") == TASK_ID
-
-
 GOOD_CURSOR = encode_cursor(TASK_ID)
 
 BAD_CURSORS = [
-    pytest.param("!!!!", id="not-base64"),
-    pytest.param("a", id="impossible-length"),
+    pytest.param("!!!!", id="punctuation"),
+    pytest.param("a", id="too-short"),
     pytest.param("é", id="non-ascii"),
     pytest.param("null", id="word"),
     pytest.param(TASK_ID, id="bare-id"),
-    pytest.param(b64(TASK_ID), id="id-without-version"),
-    pytest.param(b64("v2:" + TASK_ID), id="other-version"),
-    pytest.param(b64("v1:"), id="version-only"),
-    pytest.param(b64("v1:" + TASK_ID + "0"), id="id-too-long"),
-    pytest.param(b64("v1:" + TASK_ID[:-1]), id="id-too-short"),
-    pytest.param(b64("v1:" + TASK_ID.lower()), id="id-lowercase"),
-    pytest.param(b64(b"v1:\xff\xfe" + TASK_ID.encode()), id="not-utf8"),
-    pytest.param(b64("v1:" + EVT_ID), id="wrong-prefix"),
-    pytest.param(GOOD_CURSOR[:-1], id="truncated-by-one"),
-    pytest.param(GOOD_CURSOR[:-4], id="truncated-by-four"),
-    pytest.param(GOOD_CURSOR[4:], id="head-cut"),
-    pytest.param(GOOD_CURSOR + "AAAA", id="extended"),
-    pytest.param("A" + GOOD_CURSOR[1:], id="first-char-changed"),
-    pytest.param(GOOD_CURSOR[::-1], id="reversed"),
+    pytest.param(b64("v1:" + TASK_ID), id="old-base64-form"),
+    pytest.param("d" + GOOD_CURSOR[1:], id="other-version"),
+    pytest.param("c", id="version-only"),
+    pytest.param(GOOD_CURSOR + "0", id="too-long"),
+    pytest.param(GOOD_CURSOR[:-1], id="too-short-by-one"),
+    pytest.param(GOOD_CURSOR.lower(), id="lowercase"),
+    pytest.param(GOOD_CURSOR[:-1] + "U", id="not-crockford"),
+    pytest.param(" " + GOOD_CURSOR, id="leading-space"),
 ]
 
 
@@ -176,9 +164,10 @@ def test_bad_cursor_is_400(raw: str) -> None:
     assert caught.value.field == "cursor"
 
 
-def test_a_cursor_from_another_list_is_refused() -> None:
-    with pytest.raises(MalformedRequest):
-        decode_cursor(encode_cursor(EVT_ID), "task")
+def test_a_cursor_is_a_place_in_time_for_any_list() -> None:
+    # Every well-formed cursor is valid (so a schema can describe them); the query's account
+    # scoping, not the cursor, decides what a page shows.
+    assert decode_cursor(encode_cursor(EVT_ID), "task") == "task_" + EVT_ID.partition("_")[2]
 
 
 @given(raw=st.text(max_size=80))
@@ -202,7 +191,7 @@ def test_page_request_checks_both() -> None:
     with pytest.raises(ValidationFailed):
         page_request("0", None, "task")
     with pytest.raises(MalformedRequest):
-        page_request("5", encode_cursor(EVT_ID), "task")
+        page_request("5", "not-a-cursor", "task")
 
 
 @given(

@@ -245,9 +245,15 @@ def test_images_without_a_type_infer_an_edit() -> None:
     assert spec.images == (IMG, "http://img.example.com/b.jpg")
 
 
-@pytest.mark.parametrize("images", [MISSING, []])
-def test_no_images_infers_text_to_image(images: object) -> None:
-    assert parse(body_with(images=images)).type == "text-to-image"
+def test_no_images_infers_text_to_image() -> None:
+    assert parse(body_with(images=MISSING)).type == "text-to-image"
+
+
+def test_an_empty_image_list_is_refused_not_guessed() -> None:
+    # [] is neither an edit (no image) nor clearly text-to-image: say so instead of guessing.
+    with pytest.raises(ValidationFailed) as caught:
+        parse(body_with(images=[]))
+    assert caught.value.field == "images"
 
 
 def test_explicit_edit_with_images() -> None:
