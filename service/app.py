@@ -20,8 +20,10 @@ from service.delivery.worker import DeliveryWorker
 from service.endpoints import EndpointPolicy
 from service.errors import ConfigError
 from service.logs import get_logger
+from service.metrics import Metrics
 from service.providers.registry import build_providers, simulator_base
 from service.providers.simulator import SimulatorConfig, create_simulator_app
+from service.retention import Retention
 from service.settings import Settings
 from service.store.base import Store
 from service.store.sqlite import SqliteStore
@@ -90,15 +92,24 @@ class Background:
 
 
 def build_background(
-    settings: Settings, store: Store, client: httpx.AsyncClient, clock: Clock
+    settings: Settings,
+    store: Store,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    metrics: Metrics | None = None,
 ) -> Background:
+    """``metrics``: the registry the delivery worker counts into (the app's, so ``/metrics``
+    shows it; ``worker`` alone has no ``/metrics`` and passes none)."""
     waker = Waker()
     upstream = build_upstream(settings, store, client, clock, waker.wake)
     sender = Sender(
         settings.delivery, TargetPolicy.from_settings(settings.delivery.allowed_networks)
     )
-    delivery = DeliveryWorker(store, sender, settings.delivery, clock)
-    return Background(upstream, Workers(upstream, delivery, settings.workers, waker), sender, waker)
+    metrics = Metrics() if metrics is None else metrics
+    delivery = DeliveryWorker(store, sender, settings.delivery, clock, metrics=metrics)
+    retention = Retention(store, settings.retention, clock)
+    workers = Workers(upstream, delivery, settings.workers, waker, retention)
+    return Background(upstream, workers, sender, waker)
 
 
 def task_policy(settings: Settings, providers: tuple[str, ...]) -> TaskPolicy:
@@ -123,7 +134,8 @@ def create_app(
     ``workers.in_serve``) says not."""
     store: Store = open_store(settings)
     client = provider_client(settings)
-    background = build_background(settings, store, client, clock)
+    metrics = Metrics()
+    background = build_background(settings, store, client, clock, metrics)
     upstream, workers = background.upstream, background.workers
     with_workers = settings.workers.in_serve if run_workers is None else run_workers
     simulator = create_simulator_app(
@@ -181,5 +193,6 @@ def create_app(
             secret_overlap_ms=settings.delivery.secret_overlap_seconds * 1000,
         ),
     )
+    app.state.metrics = metrics
     app.state.openapi = build_spec(list(settings.pricing.models), list(policy.tasks.providers))
     return app

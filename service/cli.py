@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import uvicorn
 
-from service import usecases
-from service.app import build_background, create_app, open_store, provider_client
+from service import replay, usecases
+from service.app import build_background, build_upstream, create_app, open_store, provider_client
 from service.core.clock import system_clock
 from service.errors import ConfigError, TaskhookError
 from service.logs import configure_logging
@@ -69,6 +69,20 @@ def _parser() -> argparse.ArgumentParser:
     grant = credits_.add_parser("grant", help="add credits to an account")
     grant.add_argument("account_id")
     grant.add_argument("amount", type=int)
+
+    replays = commands.add_parser(
+        "replay", help="send events again, recover an endpoint, re-apply a callback (any account)"
+    ).add_subparsers(dest="action", required=True)
+    event = replays.add_parser("event", help="send an event again as new deliveries")
+    event.add_argument("event_id")
+    event.add_argument("--endpoint", help="only this endpoint (default: every one subscribed now)")
+    endpoint = replays.add_parser("endpoint", help="re-send an endpoint's failed deliveries")
+    endpoint.add_argument("endpoint_id")
+    endpoint.add_argument("--since", required=True, help="RFC 3339; failures created from then")
+    endpoint.add_argument("--until", help="RFC 3339; failures created before then (default: all)")
+    endpoint.add_argument("--dry-run", action="store_true", help="only count them")
+    callback = replays.add_parser("callback", help="re-apply a kept provider callback")
+    callback.add_argument("callback_id")
     return parser
 
 
@@ -188,9 +202,50 @@ def _run_admin(settings: Settings, args: argparse.Namespace) -> int:
                 lambda s: usecases.grant_credits(s, clock, args.account_id, args.amount)
             )
             print(f"{entry.id} +{entry.delta}")
+        case ("replay", _):
+            print(asyncio.run(_replay(settings, args)))
         case _:  # argparse makes this unreachable
             raise AssertionError(args)
     return 0
+
+
+async def _replay(settings: Settings, args: argparse.Namespace) -> str:
+    """Replays as the operator: ids are looked up in every account. Returns the summary line.
+    Deliveries are only queued here; a running worker picks them up on its next poll."""
+    store = open_store(settings)
+    await store.open()
+    try:
+        if args.action == "event":
+            replayed = await replay.replay_event(
+                store, system_clock, account_id=None, event_id=args.event_id,
+                endpoint_id=args.endpoint,
+            )  # fmt: skip
+            targets = ", ".join(d.endpoint_id for d in replayed.deliveries) or "no endpoint"
+            count = _deliveries(len(replayed.deliveries))
+            return f"replayed {replayed.event.id}: {count} queued ({targets})"
+        if args.action == "endpoint":
+            request = replay.parse_recover(
+                {"since": args.since, "until": args.until, "dry_run": args.dry_run}
+            )
+            recovered = await replay.recover_endpoint(
+                store, system_clock, account_id=None, endpoint_id=args.endpoint_id,
+                request=request,
+            )  # fmt: skip
+            what = "to re-send (dry run)" if recovered.dry_run else "queued again"
+            return f"{recovered.endpoint.id}: {_deliveries(recovered.count, 'failed ')} {what}"
+        client = provider_client(settings)
+        try:
+            up = build_upstream(settings, store, client, system_clock)
+            record = await replay.replay_callback(up, account_id=None, callback_id=args.callback_id)
+        finally:
+            await client.aclose()
+        return f"{record.id} ({record.task_id}): {record.outcome}"
+    finally:
+        await store.close()
+
+
+def _deliveries(count: int, kind: str = "") -> str:
+    return f"{count} {kind}{'delivery' if count == 1 else 'deliveries'}"
 
 
 async def _migrate(settings: Settings) -> list[str]:

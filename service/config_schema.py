@@ -142,6 +142,11 @@ SCHEMA: dict[str, dict[str, Convert]] = {
         "lease_seconds": _integer(1, 86400),
         "batch_size": _integer(1, 10_000),
     },
+    "retention": {
+        "max_age_days": _integer(1, 36500),
+        "interval_seconds": _integer(1, 7 * 86400),
+        "batch_size": _integer(1, 100_000),
+    },
     "simulator": {
         "enabled": _flag,
         "latency_ms": _integer(0, 3_600_000),

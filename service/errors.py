@@ -12,7 +12,9 @@ use cases raise meaningful errors without knowing about HTTP.
     ├── Unauthorized            401  no key, unknown key, revoked key
     ├── InsufficientCredits     402  the balance does not cover the price
     ├── NotFound                404  unknown, or another account's object (never 403)
-    ├── IdempotencyConflict     409  same Idempotency-Key, different body
+    ├── Conflict                409  the object's state forbids it (a disabled endpoint, a
+    │   │                            purged event)
+    │   └── IdempotencyConflict 409  same Idempotency-Key, different body
     ├── PayloadTooLarge         413
     ├── UnsupportedMediaType    415
     ├── ValidationFailed        422  well-formed but invalid
@@ -68,8 +70,14 @@ class NotFound(TaskhookError):
     code = "not_found"
 
 
-class IdempotencyConflict(TaskhookError):
+class Conflict(TaskhookError):
+    """Well-formed, but the object is in a state that does not allow it (409, like Stripe)."""
+
     status_code = 409
+    code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
 
 

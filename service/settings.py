@@ -132,6 +132,16 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """Event payloads and callback bodies older than ``max_age_days`` are emptied every
+    ``interval_seconds``, ``batch_size`` rows per transaction (see ``service.retention``)."""
+
+    max_age_days: int
+    interval_seconds: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
 class SimulatorSettings:
     enabled: bool
     latency_ms: int
@@ -152,6 +162,7 @@ class Settings:
     upstream: UpstreamSettings
     workers: WorkerSettings
     delivery: DeliverySettings
+    retention: RetentionSettings
     simulator: SimulatorSettings
     #: kie, banana2, nanobananapro: present only when their TASKHOOK_<NAME>_BASE_URL is set
     providers: Mapping[str, ProviderConfig]
@@ -258,6 +269,7 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         upstream=upstream,
         workers=WorkerSettings(**v["workers"]),
         delivery=DeliverySettings(**v["delivery"]),
+        retention=RetentionSettings(**v["retention"]),
         simulator=SimulatorSettings(**v["simulator"], secret=_simulator_secret(env, secret_key)),
         providers=_provider_configs(env, upstream),
         pricing=pricing,

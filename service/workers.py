@@ -1,10 +1,11 @@
-"""The background loops: the submitter, the reconciler and the delivery worker.
+"""The background loops: the submitter, the reconciler, the delivery worker and retention.
 
 Each loop claims a batch, works it, and sleeps until woken (this process just committed work
 for it) or until ``idle_poll_ms`` passes (work committed by another process, or a deadline that
 came due). A full batch means there is probably more: it goes again at once. An exception in a
 round is logged and the loop carries on: a worker that dies quietly is worse than one that
-complains.
+complains. Retention is the slow one: it purges everything due in one round (in batches of its
+own), then sleeps ``retention.interval_seconds``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from service.delivery.worker import DeliveryWorker
 from service.logs import get_logger
+from service.retention import Retention
 from service.settings import WorkerSettings
 from service.upstream import Upstream, reconcile_due, submit_due
 
@@ -40,26 +42,35 @@ class Workers:
         delivery: DeliveryWorker,
         settings: WorkerSettings,
         waker: Waker,
+        retention: Retention | None = None,
     ) -> None:
         self._up = up
         self._delivery = delivery
         self._settings = settings
         self._waker = waker
+        self._retention = retention
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         batch, concurrency = self._settings.batch_size, self._settings.concurrency
-        loops: list[tuple[str, Callable[[], Awaitable[int]], asyncio.Event, int]] = [
+        idle_s = self._settings.idle_poll_ms / 1000
+        # (name, one round, what wakes it early, a round this big goes again at once, idle wait)
+        loops: list[tuple[str, Callable[[], Awaitable[int]], asyncio.Event, int, float]] = [
             ("submitter", lambda: submit_due(self._up, batch, concurrency),
-             self._waker.submitter, batch),
+             self._waker.submitter, batch, idle_s),
             ("reconciler", lambda: reconcile_due(self._up, batch, concurrency),
-             asyncio.Event(), batch),
+             asyncio.Event(), batch, idle_s),
             ("delivery", self._delivery.deliver_due, self._waker.delivery,
-             self._delivery.settings.batch_size),
+             self._delivery.settings.batch_size, idle_s),
         ]  # fmt: skip
+        if self._retention is not None:
+            # A round purges all that is due, so it never goes again at once (full = 0).
+            loops.append(
+                ("retention", self._retention.run, asyncio.Event(), 0, self._retention.interval_s)
+            )
         self._tasks = [
-            asyncio.create_task(self._loop(name, step, wake, full), name=f"taskhook-{name}")
-            for name, step, wake, full in loops
+            asyncio.create_task(self._loop(name, step, wake, full, idle), name=f"taskhook-{name}")
+            for name, step, wake, full, idle in loops
         ]
         log.info("workers.started", loops=[t.get_name() for t in self._tasks])
 
@@ -72,9 +83,13 @@ class Workers:
         self._tasks = []
 
     async def _loop(
-        self, name: str, step: Callable[[], Awaitable[int]], wake: asyncio.Event, full: int
+        self,
+        name: str,
+        step: Callable[[], Awaitable[int]],
+        wake: asyncio.Event,
+        full: int,
+        idle_s: float,
     ) -> None:
-        idle_s = self._settings.idle_poll_ms / 1000
         while True:
             wake.clear()
             try:
@@ -82,7 +97,7 @@ class Workers:
             except Exception:
                 log.exception("workers.round_failed", loop=name)
                 handled = 0
-            if handled >= full:
+            if full and handled >= full:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), idle_s)

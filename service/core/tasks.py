@@ -136,6 +136,8 @@ def _integer(body: Mapping[str, Any], name: str, low: int, high: int, default: A
     value = body.get(name)
     if value is None:
         return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 3.0 is the integer 3
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValidationFailed(f"{name} must be a whole number from {low} to {high}.", field=name)
     return value

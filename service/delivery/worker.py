@@ -25,6 +25,7 @@ from service.core.events import Event, envelope
 from service.core.ids import new_id
 from service.delivery.sender import AttemptResult, Sender
 from service.logs import get_logger
+from service.metrics import Metrics
 from service.outbox import record_event
 from service.settings import DeliverySettings
 from service.store.base import Attempt, ClaimedDelivery, Store, Transaction
@@ -39,6 +40,8 @@ class DeliveryWorker:
     settings: DeliverySettings
     clock: Clock
     rand: Callable[[], float] = field(default=random.random)
+    #: where recorded attempts are counted (the app's registry; a private one if not given)
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def deliver_due(self) -> int:
         """One round: claim a batch and attempt each; returns how many were claimed."""
@@ -80,7 +83,8 @@ class DeliveryWorker:
 
     async def attempt(self, item: ClaimedDelivery) -> None:
         endpoint = item.endpoint
-        if not endpoint.enabled or endpoint.deleted_at is not None:
+        sent = endpoint.enabled and endpoint.deleted_at is None
+        if not sent:
             result = AttemptResult(None, 0, "", "endpoint disabled")
             verdict = Verdict.FAILED
         else:
@@ -92,9 +96,12 @@ class DeliveryWorker:
             )
             result = await self.sender.send(endpoint.url, out)
             verdict = judge(result.status_code)
-        await self._record(item, result, verdict)
+        if await self._record(item, result, verdict):
+            # Counted once recorded, so the counter agrees with the attempts table.
+            self.metrics.attempt(verdict, result.latency_ms if sent else None)
 
-    async def _record(self, item: ClaimedDelivery, result: AttemptResult, verdict: Verdict) -> None:
+    async def _record(self, item: ClaimedDelivery, result: AttemptResult, verdict: Verdict) -> bool:
+        """Write the attempt and the delivery's next state; False if the claim was lost."""
         now = self.clock()
         number = item.delivery.attempts + 1
         status, next_at = "failed", None
@@ -129,12 +136,13 @@ class DeliveryWorker:
                 await self._endpoint_health(tx, item.endpoint, verdict, now)
         except _LostClaim:
             log.warning("delivery.claim_lost", delivery_id=item.delivery.id)
-            return
+            return False
         log.info(
             "delivery.attempt", delivery_id=item.delivery.id, event_id=item.event_id,
             endpoint_id=item.endpoint.id, attempt=number, status_code=result.status_code,
             outcome=status, latency_ms=result.latency_ms,
         )  # fmt: skip
+        return True
 
     async def _endpoint_health(
         self, tx: Transaction, claimed: Endpoint, verdict: Verdict, now: int

@@ -140,10 +140,39 @@ class ClaimedDelivery:
 
 
 @dataclass(frozen=True)
+class OpsCounts:
+    """What ``/metrics`` reads from the database at scrape time (times in unix ms)."""
+
+    #: rows per status / outcome; a value with no rows is absent
+    tasks: dict[str, int]
+    callbacks: dict[str, int]
+    deliveries: dict[str, int]
+    #: pending deliveries a worker would claim now: due, and not under a live lease
+    queue_due: int
+    #: pending deliveries under a live lease: being sent right now
+    queue_claimed: int
+    #: ``created_at`` of the oldest pending delivery (``None``: nothing pending)
+    oldest_pending_at: int | None
+    #: ``next_attempt_at`` of the longest-waiting due, unclaimed delivery
+    oldest_due_at: int | None
+
+
+@dataclass(frozen=True)
 class TaskFilter:
     status: str | None = None
     model: str | None = None
     created_after: int | None = None
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """The event log's filters; ``after`` and ``before`` (ms) are exclusive bounds on
+    ``created_at``."""
+
+    type: str | None = None
+    task_id: str | None = None
+    after: int | None = None
+    before: int | None = None
 
 
 class Reads(Protocol):
@@ -169,6 +198,20 @@ class Reads(Protocol):
         ...
 
     async def get_delivery(self, account_id: str, delivery_id: str) -> Delivery | None: ...
+    async def get_event(self, account_id: str, event_id: str) -> Event | None: ...
+    async def get_event_by_id(self, event_id: str) -> Event | None:
+        """An event whatever its account: for the operator's replay command."""
+        ...
+
+    async def get_callback_by_id(self, callback_id: str) -> CallbackRecord | None:
+        """A kept callback whatever its account: for the operator's replay command."""
+        ...
+
+    async def recoverable_events(self, endpoint_id: str, since: int, until: int) -> list[Event]:
+        """Events with a failed delivery to the endpoint created in ``[since, until)``, oldest
+        first, once each, except those already delivered there or pending to it since, and
+        those whose payload retention has purged."""
+        ...
 
 
 class Transaction(Reads, Protocol):
@@ -206,6 +249,16 @@ class Transaction(Reads, Protocol):
     async def set_callback_outcome(
         self, callback_id: str, outcome: str, detail: str, applied_at: int | None
     ) -> None: ...
+
+    async def purge_event_payloads(self, cutoff_ms: int, now_ms: int, limit: int) -> int:
+        """Retention: empty the payload of up to ``limit`` events created before ``cutoff_ms``
+        with no pending delivery, oldest first; returns how many."""
+        ...
+
+    async def purge_callback_bodies(self, cutoff_ms: int, now_ms: int, limit: int) -> int:
+        """Retention: empty the body and headers of up to ``limit`` callbacks received before
+        ``cutoff_ms`` (not ones still ``pending``), oldest first; returns how many."""
+        ...
 
     async def insert_endpoint(self, endpoint: Endpoint) -> None: ...
     async def update_endpoint(self, endpoint: Endpoint) -> bool:
@@ -248,6 +301,10 @@ class Store(Reads, Protocol):
     async def close(self) -> None: ...
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
     async def check_writable(self) -> None: ...
+    async def ops_counts(self, now_ms: int) -> OpsCounts:
+        """Counts and queue depths for ``/metrics``, read through indexes."""
+        ...
+
     async def find_api_key(self, prefix: str) -> ApiKey | None: ...
     async def list_tasks(
         self, account_id: str, where: TaskFilter, page: PageRequest
@@ -281,3 +338,11 @@ class Store(Reads, Protocol):
         self, endpoint_id: str, status: str | None, page: PageRequest
     ) -> list[Delivery]: ...
     async def list_attempts(self, delivery_id: str) -> list[Attempt]: ...
+    async def list_events(
+        self, account_id: str, where: EventFilter, page: PageRequest
+    ) -> list[Event]: ...
+    async def list_attempts_after(
+        self, delivery_id: str, after_id: str | None, limit: int
+    ) -> list[Attempt]:
+        """Up to ``limit + 1`` attempts in the order made, after the attempt ``after_id``."""
+        ...

@@ -16,12 +16,15 @@ from service.core.timeline import EntryKind as TimelineKind
 from service.core.timeline import TimelineEntry
 from service.store.base import Account, ApiKey, IdempotencyRecord, ModerationBlock
 from service.store.delivery_queries import DeliveryQueries
+from service.store.event_queries import EventQueries
+from service.store.ops_queries import OpsQueries
 from service.store.task_queries import TaskQueries
 
 
-class Queries(TaskQueries, DeliveryQueries):
+class Queries(TaskQueries, DeliveryQueries, EventQueries, OpsQueries):
     """Every query, on one connection (see ``TaskQueries`` for tasks and callbacks,
-    ``DeliveryQueries`` for endpoints, deliveries and attempts)."""
+    ``DeliveryQueries`` for endpoints, deliveries and attempts, ``EventQueries`` for the event
+    log and replays)."""
 
     # -- accounts and keys -------------------------------------------------------------------
 

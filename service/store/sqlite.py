@@ -8,6 +8,7 @@ from pathlib import Path
 
 from service.core.credits import CreditEntry
 from service.core.endpoints import Endpoint
+from service.core.events import Event
 from service.core.pagination import PageRequest
 from service.core.tasks import Task
 from service.core.timeline import TimelineEntry
@@ -19,8 +20,10 @@ from service.store.base import (
     Claimed,
     ClaimedDelivery,
     Delivery,
+    EventFilter,
     IdempotencyRecord,
     ModerationBlock,
+    OpsCounts,
     TaskFilter,
     Transaction,
 )
@@ -64,6 +67,9 @@ class SqliteStore:
         """Take the write lock and let it go: proves the file is open for writing."""
         async with self.db.transaction():
             pass
+
+    async def ops_counts(self, now_ms: int) -> OpsCounts:
+        return await self._r.ops_counts(now_ms)
 
     async def get_account(self, account_id: str) -> Account | None:
         return await self._r.get_account(account_id)
@@ -142,3 +148,27 @@ class SqliteStore:
 
     async def list_attempts(self, delivery_id: str) -> list[Attempt]:
         return await self._r.list_attempts(delivery_id)
+
+    # -- the event log and replays -----------------------------------------------------------
+
+    async def get_event(self, account_id: str, event_id: str) -> Event | None:
+        return await self._r.get_event(account_id, event_id)
+
+    async def get_event_by_id(self, event_id: str) -> Event | None:
+        return await self._r.get_event_by_id(event_id)
+
+    async def get_callback_by_id(self, callback_id: str) -> CallbackRecord | None:
+        return await self._r.get_callback_by_id(callback_id)
+
+    async def recoverable_events(self, endpoint_id: str, since: int, until: int) -> list[Event]:
+        return await self._r.recoverable_events(endpoint_id, since, until)
+
+    async def list_events(
+        self, account_id: str, where: EventFilter, page: PageRequest
+    ) -> list[Event]:
+        return await self._r.list_events(account_id, where, page)
+
+    async def list_attempts_after(
+        self, delivery_id: str, after_id: str | None, limit: int
+    ) -> list[Attempt]:
+        return await self._r.list_attempts_after(delivery_id, after_id, limit)

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.core.ledger import TaskStatus
+from service.core.pagination import CURSOR_PATTERN
+from service.web.openapi_events import event_paths, event_schemas
 from service.web.openapi_schemas import Schema, component_schemas, ref
 
 
@@ -35,7 +37,13 @@ def _page(item: str) -> Schema:
 _AUTH_ERRORS = {"401": _error("No API key, or not a valid one")}
 _LIST_PARAMS = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    {
+        "name": "cursor",
+        "in": "query",
+        # empty is the first page, as when the parameter is left out
+        "schema": {"type": "string", "pattern": f"^$|{CURSOR_PATTERN}"},
+        "description": "The next_cursor of the page before.",
+    },
 ]
 _LIST_ERRORS = {"400": _error("Malformed limit or cursor"), "422": _error("Limit out of range")}
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -135,7 +143,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
             "description": "Webhook-driven event service for AI image generation.",
         },
         "components": {
-            "schemas": component_schemas(models, providers),
+            "schemas": {**component_schemas(models, providers), **event_schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
@@ -157,6 +165,22 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                     },
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics: tasks, callbacks, deliveries, queue depth",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format",
+                            "content": {
+                                "text/plain; version=0.0.4; charset=utf-8": {
+                                    "schema": {"type": "string"}
+                                }
+                            },
+                        }
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -171,7 +195,12 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                         {
                             "name": "Idempotency-Key",
                             "in": "header",
-                            "schema": {"type": "string", "maxLength": 255},
+                            # printable ASCII, no surrounding spaces (HTTP would strip them)
+                            "schema": {
+                                "type": "string",
+                                "maxLength": 255,
+                                "pattern": "^[!-~]([ -~]{0,253}[!-~])?$",
+                            },
                         }
                     ],
                     "requestBody": {
@@ -322,6 +351,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                 }
             },
             **_endpoint_paths(),
+            **event_paths(_LIST_PARAMS),
         },
     }
 

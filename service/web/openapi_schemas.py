@@ -26,7 +26,18 @@ def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-_URL = {"type": "string", "format": "uri", "maxLength": MAX_URL}
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_URL = {
+    "type": "string",
+    "maxLength": MAX_URL,
+    # An http(s) URL with a DNS name (a letter starts the last label, so it is no IP literal),
+    # a port from 1 and a plain path. Narrower than what is accepted, never wider; the SSRF
+    # guard decides the rest at registration and at connect time.
+    "pattern": (
+        f"^https?://(?:{_LABEL}\\.){{0,2}}[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
+        "(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9._~/-]*)?$"
+    ),
+}
 _EVENT_TYPES = {
     "type": ["array", "null"],
     "minItems": 1,
@@ -36,7 +47,12 @@ _EVENT_TYPES = {
 }
 _SECRET = {
     "type": "string",
-    "pattern": "^(whsec_)?[A-Za-z0-9+/]+={0,2}$",
+    # whsec_ + padded base64 of 24 to 64 bytes: 8 to 20 full groups and an optional partial one,
+    # or 21 groups and at most one more byte.
+    "pattern": (
+        "^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+        "|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/]{2}==)?)$"
+    ),
     "description": "whsec_ + base64 of 24 to 64 random bytes.",
 }
 _ENDPOINT_PROPERTIES = {
@@ -129,14 +145,38 @@ def component_schemas(models: list[str], providers: list[str]) -> dict[str, Sche
             "type": "object",
             "additionalProperties": False,
             "required": ["prompt", "model"],
+            "allOf": [
+                {  # an edit needs images…
+                    "if": {"required": ["type"], "properties": {"type": {"const": "edit"}}},
+                    "then": {"required": ["images"]},
+                },
+                {  # …and text-to-image takes none
+                    "if": {
+                        "required": ["type"],
+                        "properties": {"type": {"const": "text-to-image"}},
+                    },
+                    "then": {"not": {"required": ["images"]}},
+                },
+            ],
             "properties": {
-                "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT},
+                "prompt": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_PROMPT,
+                    "pattern": "\\S",
+                    "description": "Not blank. Screened by moderation (422 prompt_blocked).",
+                },
                 "model": {"type": "string", "enum": models},
                 "type": {"type": "string", "enum": list(TASK_TYPES)},
                 "images": {
                     "type": "array",
+                    "minItems": 1,
                     "maxItems": MAX_IMAGES,
-                    "items": {"type": "string", "format": "uri", "maxLength": 2048},
+                    "items": {
+                        "type": "string",
+                        "maxLength": 2048,
+                        "pattern": "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
+                    },
                 },
                 "aspect_ratio": {"type": "string", "enum": list(ASPECT_RATIOS)},
                 "resolution": {"type": "string", "enum": list(RESOLUTIONS)},

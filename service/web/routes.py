@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.web import account, callbacks, endpoints, ops, tasks
+from service.web import account, callbacks, endpoints, events, metrics, ops, tasks
 from service.web.openapi import openapi_json
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -27,6 +27,7 @@ def route(path: str, **handlers: Handler) -> Route:
 ROUTES = [
     Route("/healthz", ops.healthz, methods=["GET"]),
     Route("/readyz", ops.readyz, methods=["GET"]),
+    Route("/metrics", metrics.metrics, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
     route("/v1/tasks", GET=tasks.list_tasks, POST=tasks.create_task),
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
@@ -45,4 +46,11 @@ ROUTES = [
     ),
     Route("/v1/endpoints/{endpoint_id}/rotate-secret", endpoints.rotate_secret, methods=["POST"]),
     Route("/v1/endpoints/{endpoint_id}/test", endpoints.send_test, methods=["POST"]),
+    Route("/v1/endpoints/{endpoint_id}/deliveries", events.endpoint_deliveries, methods=["GET"]),
+    Route("/v1/endpoints/{endpoint_id}/recover", events.recover_endpoint, methods=["POST"]),
+    Route("/v1/events", events.list_events, methods=["GET"]),
+    Route("/v1/events/{event_id}", events.get_event, methods=["GET"]),
+    Route("/v1/events/{event_id}/deliveries", events.event_deliveries, methods=["GET"]),
+    Route("/v1/events/{event_id}/replay", events.replay_event, methods=["POST"]),
+    Route("/v1/deliveries/{delivery_id}/attempts", events.delivery_attempts, methods=["GET"]),
 ]

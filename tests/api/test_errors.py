@@ -491,7 +491,7 @@ URL = "https://example.com/in.png"
         ({**GOOD, "num_images": 0}, "num_images"),
         ({**GOOD, "num_images": 5}, "num_images"),
         ({**GOOD, "num_images": True}, "num_images"),
-        ({**GOOD, "num_images": 2.0}, "num_images"),
+        ({**GOOD, "num_images": 2.5}, "num_images"),
         ({**GOOD, "num_images": "2"}, "num_images"),
         ({**GOOD, "seed": -1}, "seed"),
         ({**GOOD, "seed": 2**32}, "seed"),

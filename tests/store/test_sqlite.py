@@ -53,7 +53,12 @@ def _entry(account_id: str, kind: EntryKind, delta: int, task_id: str | None) ->
 
 async def test_open_migrates_once_and_uses_wal(tmp_path: Path) -> None:
     first = SqliteStore(tmp_path / "m.db")
-    assert await first.open() == ["0001_initial", "0002_upstream", "0003_delivery"]
+    assert await first.open() == [
+        "0001_initial",
+        "0002_upstream",
+        "0003_delivery",
+        "0004_operations",
+    ]
     async with first.db.reader.execute("PRAGMA journal_mode") as cur:
         row = await cur.fetchone()
     assert row is not None

@@ -1,0 +1,88 @@
+"""Retention: event payloads and callback bodies older than ``retention.max_age_days`` are
+emptied by a periodic job; the ledger is kept.
+
+What is purged, and why in place:
+
+- an event's ``payload`` becomes ``''`` and ``purged_at`` is set. The row stays, so every
+  delivery and attempt keeps pointing at a real event and the delivery history stays whole; only
+  the body (the part that carries customer data: prompts, metadata, image URLs) goes.
+- a callback's ``body`` becomes empty and its ``headers`` ``{}``, ``purged_at`` set. The row
+  stays, so ``GET /v1/callbacks`` and a task's timeline still show that it came and what it did
+  (verdict, outcome, detail); its body reads as ``""``. A purged callback cannot be replayed.
+
+What is kept: tasks, credit entries, the timeline, deliveries and attempts — the ledger, which
+balances and audits depend on. And two kinds of row however old: an event with a delivery still
+``pending`` (the worker must still send those exact bytes, and a recovery may retry it), and a
+callback still ``pending`` (not yet applied).
+
+Each batch is its own short transaction (``retention.batch_size`` rows), so the single writer
+is never held for long and API writes slip in between batches. The cutoff is one pure decision
+(``retention_cutoff``); the SQL is in ``store.ops_queries``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from service.core.clock import Clock
+from service.logs import get_logger
+from service.settings import RetentionSettings
+from service.store.base import Store, Transaction
+
+log = get_logger("taskhook.retention")
+
+DAY_MS = 86_400_000
+
+
+def retention_cutoff(now_ms: int, max_age_days: int) -> int:
+    """Rows created strictly before this instant are old enough to purge."""
+    return now_ms - max_age_days * DAY_MS
+
+
+@dataclass(frozen=True)
+class Purged:
+    events: int
+    callbacks: int
+
+    @property
+    def total(self) -> int:
+        return self.events + self.callbacks
+
+
+@dataclass(frozen=True)
+class Retention:
+    store: Store
+    settings: RetentionSettings
+    clock: Clock
+
+    @property
+    def interval_s(self) -> float:
+        return float(self.settings.interval_seconds)
+
+    async def run(self) -> int:
+        """One pass, for the worker loop: returns how many rows were purged."""
+        return (await self.purge()).total
+
+    async def purge(self) -> Purged:
+        """Empty everything past the cutoff, batch by batch, until a batch comes back short."""
+        now = self.clock()
+        cutoff = retention_cutoff(now, self.settings.max_age_days)
+        limit = self.settings.batch_size
+        events = await self._batches(lambda tx: tx.purge_event_payloads(cutoff, now, limit))
+        callbacks = await self._batches(lambda tx: tx.purge_callback_bodies(cutoff, now, limit))
+        purged = Purged(events, callbacks)
+        if purged.total:
+            log.info("retention.purged", events=events, callbacks=callbacks, cutoff_ms=cutoff)
+        return purged
+
+    async def _batches(self, purge: Callable[[Transaction], Awaitable[int]]) -> int:
+        total = 0
+        while True:
+            async with self.store.transaction() as tx:
+                done = await purge(tx)
+            total += done
+            if done < self.settings.batch_size:
+                return total
+            await asyncio.sleep(0)  # let a waiting writer take the lock between batches

@@ -1,0 +1,59 @@
+"""Schemathesis against the live service, as the operations issue asks: every route in
+``/openapi.json`` fuzzed with ``--checks all`` and a valid key — no 5xx, no response that breaks
+the schema, auth enforced, schema-valid requests accepted and invalid ones refused."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from service.app import create_app
+from service.core.clock import system_clock
+from service.settings import load_settings
+from service.usecases import create_account, create_api_key
+from tests.conftest import settings_env
+from tests.servers import bind_loopback, serve_app
+
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+
+
+async def _public_resolver(host: str, port: int) -> list[str]:
+    return ["93.184.216.34"]
+
+
+BUDGET_S = 45
+
+
+async def test_the_api_holds_up_to_schemathesis(tmp_path: Path) -> None:
+    sock = bind_loopback()
+    settings = load_settings(
+        settings_env(tmp_path, PORT=str(sock.getsockname()[1]), TASKHOOK_LOG_LEVEL="error")
+    )
+    app = create_app(settings, run_workers=False)
+    # This machine has no DNS for outside names; endpoint URLs the fuzzer invents resolve to a
+    # public documentation-free address instead (the SSRF guard itself is tested elsewhere).
+    services = app.state.services
+    app.state.services = replace(
+        services, endpoints=replace(services.endpoints, resolve=_public_resolver)
+    )
+    async with serve_app(app, sock=sock, lifespan="on") as base:
+        store = app.state.services.store
+        account = await create_account(store, system_clock, "fuzz", 10**9)
+        _, key = await create_api_key(store, system_clock, account.id)
+        proc = await asyncio.create_subprocess_exec(
+            str(SCHEMATHESIS), "run", f"{base}/openapi.json",
+            "--checks", "all",
+            "--header", f"Authorization: Bearer {key}",
+            "--max-time", str(BUDGET_S),
+            "--workers", "2",
+            "--seed", "20261121",
+            "--suppress-health-check", "all",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={"PATH": str(SCHEMATHESIS.parent), "NO_COLOR": "1", "HOME": str(tmp_path)},
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(proc.communicate(), timeout=BUDGET_S + 120)
+    report = output.decode(errors="replace")
+    assert proc.returncode == 0, report[-6000:]

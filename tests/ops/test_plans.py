@@ -1,0 +1,79 @@
+"""Query plans: every ``/metrics`` count and every purge batch is answered by an index, and the
+indexes migration 0004 added leave the workers' hot claim queries on their own indexes.
+
+SQLite chooses plans from the schema alone here (nobody runs ``ANALYZE``), so an empty database
+shows the plan a large one gets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from service.store import ops_queries as q
+from service.store.sqlite import SqliteStore
+
+#: a table read row by row, with no index at all
+BARE_SCAN = re.compile(r"^SCAN (\w+)$")
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "plans.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def plan(store: SqliteStore, sql: str, args: tuple[object, ...] = ()) -> list[str]:
+    async with store.db.reader.execute(f"EXPLAIN QUERY PLAN {sql}", args) as cursor:
+        return [row[3] for row in await cursor.fetchall()]
+
+
+@pytest.mark.parametrize(
+    ("sql", "args", "expected"),
+    [
+        (q.TASKS_BY_STATUS, (), ["SCAN tasks USING COVERING INDEX tasks_by_status"]),
+        (q.CALLBACKS_BY_OUTCOME, (), ["SCAN callbacks USING COVERING INDEX callbacks_by_outcome"]),
+        (q.DELIVERIES_BY_STATUS, (), ["SCAN deliveries USING COVERING INDEX deliveries_by_status"]),
+        (q.OLDEST_PENDING, (), ["SEARCH deliveries USING COVERING INDEX deliveries_by_status"]),
+        (q.QUEUE_DUE, (1, 1), ["SEARCH deliveries USING INDEX deliveries_due"]),
+        (q.QUEUE_CLAIMED, (1,), ["SEARCH deliveries USING INDEX deliveries_leased"]),
+        (
+            q.PURGE_EVENTS,
+            (1, 1, 10),
+            ["SEARCH e USING INDEX events_unpurged", "SEARCH d USING INDEX deliveries_by_event"],
+        ),
+        (q.PURGE_CALLBACKS, (1, 1, 10), ["SEARCH callbacks USING INDEX callbacks_unpurged"]),
+    ],
+)
+async def test_ops_queries_use_their_indexes(
+    db: SqliteStore, sql: str, args: tuple[object, ...], expected: list[str]
+) -> None:
+    lines = await plan(db, sql, args)
+    assert not [line for line in lines if BARE_SCAN.match(line)], lines
+    for part in expected:
+        assert any(line.startswith(part) for line in lines), (part, lines)
+
+
+async def test_the_workers_claims_keep_their_own_indexes(db: SqliteStore) -> None:
+    """Run the real claims, capture the statements they ran, and read their plans: a plain
+    index on ``status`` would be preferred here, and would make each claim read and sort every
+    live row."""
+    ran: list[str] = []
+    await db.db.writer.set_trace_callback(ran.append)
+    await db.claim_due_tasks(("queued",), 1, 1000, 16)
+    await db.claim_due_tasks(("submitted", "running"), 1, 1000, 16)
+    await db.claim_due_deliveries(1, 1000, 16)
+    claims = [s for s in ran if s.startswith("UPDATE") and "lease_until = " in s]
+    assert len(claims) == 3, ran
+    plans = [" | ".join(await plan(db, sql)) for sql in claims]
+    assert "USING INDEX tasks_due" in plans[0]
+    assert "USING INDEX tasks_due" in plans[1]
+    assert "USING INDEX deliveries_due" in plans[2]
+    for text in plans:
+        assert "TEMP B-TREE" not in text, text
+        assert "by_status" not in text, text
