@@ -17,7 +17,7 @@ from service.core.signing import SignatureInvalid
 from service.core.tasks import Task
 from service.core.timeline import EntryKind
 from service.core.tokens import TokenInvalid
-from service.errors import NotFound, ValidationFailed
+from service.errors import Conflict, NotFound, ValidationFailed
 from service.logs import get_logger
 from service.providers.base import CallbackInvalid, Provider, ProviderError, ProviderUpdate
 from service.store.base import CallbackRecord
@@ -68,6 +68,11 @@ async def replay_callback(up: Upstream, account_id: str, callback_id: str) -> Ca
         raise ValidationFailed(
             "This callback failed verification when it arrived; it cannot be replayed.",
             code="callback_rejected",
+        )
+    if not record.body:
+        raise Conflict(
+            "The retention policy has removed this callback's body; it cannot be replayed.",
+            code="callback_purged",
         )
     provider = up.providers.get(record.provider)
     if provider is None:

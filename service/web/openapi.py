@@ -288,6 +288,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                         "200": _json(ref("Callback")),
                         **_AUTH_ERRORS,
                         "404": _error("No such callback in this account"),
+                        "409": _error("callback_purged: retention removed its body"),
                         "422": _error("The callback failed verification; not replayable"),
                         "502": _error("The provider could not be reached"),
                     },
