@@ -48,25 +48,13 @@ class EventQueries(Sql):
     async def list_events(
         self, account_id: str, where: EventFilter, page: PageRequest
     ) -> list[Event]:
-        clauses = ["account_id = ?", "id < ?"]
-        args: list[str | int] = [account_id, page.before or "~"]
-        if where.type is not None:
-            clauses.append("type = ?")
-            args.append(where.type)
-        if where.task_id is not None:
-            clauses.append("task_id = ?")
-            args.append(where.task_id)
-        if where.after is not None:
-            clauses.append("created_at > ?")
-            args.append(where.after)
-        if where.before is not None:
-            clauses.append("created_at < ?")
-            args.append(where.before)
-        rows = await self._all(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"  # noqa: S608
-            " ORDER BY id DESC LIMIT ?",
-            (*args, page.limit + 1),
-        )
+        filters = [
+            ("type = ?", where.type),
+            ("task_id = ?", where.task_id),
+            ("created_at > ?", where.after),
+            ("created_at < ?", where.before),
+        ]
+        rows = await self._newest_first("events", EVENT_COLUMNS, account_id, page, filters)
         return [event_from_row(r) for r in rows]
 
     async def recoverable_events(self, endpoint_id: str, since: int, until: int) -> list[Event]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 
 from service.core.ledger import Failure, Result, TaskState, TaskStatus
+from service.core.pagination import PageRequest
 from service.core.tasks import Task, TaskSpec
 from service.store.base import CallbackRecord
 
@@ -33,6 +35,29 @@ class Sql:
     async def _all(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
         async with self._conn.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
+
+    async def _newest_first(
+        self,
+        table: str,
+        columns: str,
+        account_id: str,
+        page: PageRequest,
+        filters: Sequence[tuple[str, str | int | None]] = (),
+    ) -> list[sqlite3.Row]:
+        """A page of an account's rows, newest first (ids are time-ordered), fetching
+        ``limit + 1`` so the caller can tell whether another page exists. ``filters`` are
+        ``("column = ?", value)`` pairs, applied where the value is not ``None``."""
+        clauses = ["account_id = ?", "id < ?"]
+        args: list[str | int] = [account_id, page.before or "~"]
+        for clause, value in filters:
+            if value is not None:
+                clauses.append(clause)
+                args.append(value)
+        return await self._all(
+            f"SELECT {columns} FROM {table} WHERE {' AND '.join(clauses)}"  # noqa: S608
+            " ORDER BY id DESC LIMIT ?",
+            (*args, page.limit + 1),
+        )
 
 
 CALLBACK_COLUMNS = (

@@ -120,22 +120,12 @@ class TaskQueries(Sql):
         )
 
     async def list_tasks(self, account_id: str, where: TaskFilter, page: PageRequest) -> list[Task]:
-        clauses: list[str] = ["account_id = ?", "id < ?"]
-        args: list[str | int] = [account_id, page.before or "~"]
-        if where.status is not None:
-            clauses.append("status = ?")
-            args.append(where.status)
-        if where.model is not None:
-            clauses.append("model = ?")
-            args.append(where.model)
-        if where.created_after is not None:
-            clauses.append("created_at > ?")
-            args.append(where.created_after)
-        rows = await self._all(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(clauses)}"  # noqa: S608
-            " ORDER BY id DESC LIMIT ?",
-            (*args, page.limit + 1),
-        )
+        filters = [
+            ("status = ?", where.status),
+            ("model = ?", where.model),
+            ("created_at > ?", where.created_after),
+        ]
+        rows = await self._newest_first("tasks", TASK_COLUMNS, account_id, page, filters)
         return [task_from_row(row) for row in rows]
 
     # -- callbacks ---------------------------------------------------------------------------
@@ -169,11 +159,6 @@ class TaskQueries(Sql):
     async def list_callbacks(
         self, account_id: str, task_id: str | None, page: PageRequest
     ) -> list[CallbackRecord]:
-        where = "account_id = ? AND id < ?" + (" AND task_id = ?" if task_id else "")
-        args: tuple[str | int, ...] = (account_id, page.before or "~")
-        rows = await self._all(
-            f"SELECT {CALLBACK_COLUMNS} FROM callbacks WHERE {where}"  # noqa: S608
-            " ORDER BY id DESC LIMIT ?",
-            (*args, *((task_id,) if task_id else ()), page.limit + 1),
-        )
+        filters = [("task_id = ?", task_id or None)]
+        rows = await self._newest_first("callbacks", CALLBACK_COLUMNS, account_id, page, filters)
         return [callback_from_row(r) for r in rows]
