@@ -17,6 +17,7 @@ from tests.conftest import settings_env
 from tests.servers import bind_loopback, serve_app
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 async def _public_resolver(host: str, port: int) -> list[str]:
@@ -43,7 +44,7 @@ async def test_the_api_holds_up_to_schemathesis(tmp_path: Path) -> None:
         account = await create_account(store, system_clock, "fuzz", 10**9)
         _, key = await create_api_key(store, system_clock, account.id)
         proc = await asyncio.create_subprocess_exec(
-            str(SCHEMATHESIS), "run", f"{base}/openapi.json",
+            str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", f"{base}/openapi.json",
             "--checks", "all",
             "--header", f"Authorization: Bearer {key}",
             "--max-time", str(BUDGET_S),
