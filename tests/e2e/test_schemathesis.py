@@ -34,7 +34,7 @@ async def test_the_api_holds_up_to_schemathesis(tmp_path: Path) -> None:
     )
     app = create_app(settings, run_workers=False)
     # This machine has no DNS for outside names; endpoint URLs the fuzzer invents resolve to a
-    # public documentation-free address instead (the SSRF guard itself is tested elsewhere).
+    # public address instead (the SSRF guard itself is tested in tests/delivery).
     services = app.state.services
     app.state.services = replace(
         services, endpoints=replace(services.endpoints, resolve=_public_resolver)
@@ -43,18 +43,29 @@ async def test_the_api_holds_up_to_schemathesis(tmp_path: Path) -> None:
         store = app.state.services.store
         account = await create_account(store, system_clock, "fuzz", 10**9)
         _, key = await create_api_key(store, system_clock, account.id)
-        proc = await asyncio.create_subprocess_exec(
-            str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", f"{base}/openapi.json",
-            "--checks", "all",
-            "--header", f"Authorization: Bearer {key}",
-            "--max-time", str(BUDGET_S),
-            "--workers", "2",
-            "--seed", "20261121",
-            "--suppress-health-check", "all",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env={"PATH": str(SCHEMATHESIS.parent), "NO_COLOR": "1", "HOME": str(tmp_path)},
-        )  # fmt: skip
-        output, _ = await asyncio.wait_for(proc.communicate(), timeout=BUDGET_S + 120)
-    report = output.decode(errors="replace")
-    assert proc.returncode == 0, report[-6000:]
+        for attempt in (1, 2):
+            returncode, report = await _run_schemathesis(base, key, tmp_path)
+            # Schemathesis itself sometimes crashes generating a case (a CPython "AST
+            # constructor recursion depth" SystemError, a tool bug, not a finding): then, and
+            # only then, run it once more. Any check failure fails the test at once.
+            tool_crash_only = "Runtime Error" in report and "❌ ST" not in report
+            if returncode == 0 or not tool_crash_only or attempt == 2:
+                break
+    assert returncode == 0, report[-6000:]
+
+
+async def _run_schemathesis(base: str, key: str, home: Path) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", f"{base}/openapi.json",
+        "--checks", "all",
+        "--header", f"Authorization: Bearer {key}",
+        "--max-time", str(BUDGET_S),
+        "--workers", "2",
+        "--seed", "20261121",
+        "--suppress-health-check", "all",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={"PATH": str(SCHEMATHESIS.parent), "NO_COLOR": "1", "HOME": str(home)},
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(proc.communicate(), timeout=BUDGET_S + 120)
+    return proc.returncode or 0, output.decode(errors="replace")
