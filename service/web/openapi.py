@@ -12,29 +12,17 @@ from starlette.responses import JSONResponse, Response
 from service.core.ledger import TaskStatus
 from service.core.pagination import CURSOR_PATTERN
 from service.web.openapi_events import event_paths, event_schemas
-from service.web.openapi_schemas import Schema, component_schemas, ref
+from service.web.openapi_schemas import (
+    LIST_ERRORS,
+    Schema,
+    component_schemas,
+    error_response,
+    json_response,
+    page_of,
+    ref,
+)
 
-
-def _error(description: str) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
-
-
-def _json(schema: Schema, description: str = "OK") -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _page(item: str) -> Schema:
-    return {
-        "type": "object",
-        "required": ["data", "next_cursor"],
-        "properties": {
-            "data": {"type": "array", "items": ref(item)},
-            "next_cursor": {"type": ["string", "null"]},
-        },
-    }
-
-
-_AUTH_ERRORS = {"401": _error("No API key, or not a valid one")}
+_AUTH_ERRORS = {"401": error_response("No API key, or not a valid one")}
 _LIST_PARAMS = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
     {
@@ -45,7 +33,6 @@ _LIST_PARAMS = [
         "description": "The next_cursor of the page before.",
     },
 ]
-_LIST_ERRORS = {"400": _error("Malformed limit or cursor"), "422": _error("Limit out of range")}
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _ENDPOINT_ID = {
     "name": "endpoint_id",
@@ -53,7 +40,7 @@ _ENDPOINT_ID = {
     "required": True,
     "schema": {"type": "string"},
 }
-_NO_ENDPOINT = {"404": _error("No such endpoint in this account")}
+_NO_ENDPOINT = {"404": error_response("No such endpoint in this account")}
 
 
 def _body(name: str) -> Schema:
@@ -62,9 +49,9 @@ def _body(name: str) -> Schema:
 
 def _endpoint_paths() -> Schema:
     body_errors = {
-        "400": _error("Malformed JSON"),
-        "413": _error("Body too large"),
-        "415": _error("Not application/json"),
+        "400": error_response("Malformed JSON"),
+        "413": error_response("Body too large"),
+        "415": error_response("Not application/json"),
     }
     return {
         "/v1/endpoints": {
@@ -72,34 +59,42 @@ def _endpoint_paths() -> Schema:
                 "summary": "Register a webhook endpoint; its secret is shown this once",
                 "requestBody": _body("EndpointCreate"),
                 "responses": {
-                    "201": _json(ref("EndpointWithSecret"), "Created"),
+                    "201": json_response(ref("EndpointWithSecret"), "Created"),
                     **body_errors,
                     **_AUTH_ERRORS,
-                    "422": _error("Invalid field, or unsafe_target: the URL is not public"),
+                    "422": error_response("Invalid field, or unsafe_target: the URL is not public"),
                 },
             },
             "get": {
                 "summary": "List endpoints, newest first",
                 "parameters": _LIST_PARAMS,
-                "responses": {"200": _json(_page("Endpoint")), **_AUTH_ERRORS, **_LIST_ERRORS},
+                "responses": {
+                    "200": json_response(page_of("Endpoint")),
+                    **_AUTH_ERRORS,
+                    **LIST_ERRORS,
+                },
             },
         },
         "/v1/endpoints/{endpoint_id}": {
             "get": {
                 "summary": "One endpoint",
                 "parameters": [_ENDPOINT_ID],
-                "responses": {"200": _json(ref("Endpoint")), **_AUTH_ERRORS, **_NO_ENDPOINT},
+                "responses": {
+                    "200": json_response(ref("Endpoint")),
+                    **_AUTH_ERRORS,
+                    **_NO_ENDPOINT,
+                },
             },
             "patch": {
                 "summary": "Change url, description, event_types or enabled",
                 "parameters": [_ENDPOINT_ID],
                 "requestBody": _body("EndpointUpdate"),
                 "responses": {
-                    "200": _json(ref("Endpoint")),
+                    "200": json_response(ref("Endpoint")),
                     **body_errors,
                     **_AUTH_ERRORS,
                     **_NO_ENDPOINT,
-                    "422": _error("Invalid field, or unsafe_target: the URL is not public"),
+                    "422": error_response("Invalid field, or unsafe_target: the URL is not public"),
                 },
             },
             "delete": {
@@ -113,7 +108,7 @@ def _endpoint_paths() -> Schema:
                 "summary": "New signing secret; the old one keeps signing for the overlap (24 h)",
                 "parameters": [_ENDPOINT_ID],
                 "responses": {
-                    "200": _json(ref("EndpointSecret")),
+                    "200": json_response(ref("EndpointSecret")),
                     **_AUTH_ERRORS,
                     **_NO_ENDPOINT,
                 },
@@ -124,7 +119,7 @@ def _endpoint_paths() -> Schema:
                 "summary": "Send a ping event to this endpoint only",
                 "parameters": [_ENDPOINT_ID],
                 "responses": {
-                    "202": _json(ref("PingEvent"), "Queued for delivery"),
+                    "202": json_response(ref("PingEvent"), "Queued for delivery"),
                     **_AUTH_ERRORS,
                     **_NO_ENDPOINT,
                 },
@@ -152,7 +147,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                 "get": {
                     "summary": "Process is up",
                     "security": [],
-                    "responses": {"200": _json({"type": "object"})},
+                    "responses": {"200": json_response({"type": "object"})},
                 }
             },
             "/readyz": {
@@ -160,8 +155,8 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                     "summary": "Database is writable",
                     "security": [],
                     "responses": {
-                        "200": _json({"type": "object"}),
-                        "503": _json({"type": "object"}, "Not ready"),
+                        "200": json_response({"type": "object"}),
+                        "503": json_response({"type": "object"}, "Not ready"),
                     },
                 }
             },
@@ -185,7 +180,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                 "get": {
                     "summary": "This document",
                     "security": [],
-                    "responses": {"200": _json({"type": "object"})},
+                    "responses": {"200": json_response({"type": "object"})},
                 }
             },
             "/v1/tasks": {
@@ -208,14 +203,16 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                         "content": {"application/json": {"schema": ref("TaskCreate")}},
                     },
                     "responses": {
-                        "202": _json(ref("Task"), "Accepted (or replayed for the same key)"),
-                        "400": _error("Malformed JSON or Idempotency-Key"),
+                        "202": json_response(
+                            ref("Task"), "Accepted (or replayed for the same key)"
+                        ),
+                        "400": error_response("Malformed JSON or Idempotency-Key"),
                         **_AUTH_ERRORS,
-                        "402": _error("Insufficient credits"),
-                        "409": _error("Idempotency-Key reused with another body"),
-                        "413": _error("Body too large"),
-                        "415": _error("Not application/json"),
-                        "422": _error("Invalid field, or prompt_blocked by moderation"),
+                        "402": error_response("Insufficient credits"),
+                        "409": error_response("Idempotency-Key reused with another body"),
+                        "413": error_response("Body too large"),
+                        "415": error_response("Not application/json"),
+                        "422": error_response("Invalid field, or prompt_blocked by moderation"),
                     },
                 },
                 "get": {
@@ -238,7 +235,11 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                             "schema": {"type": "string", "format": "date-time"},
                         },
                     ],
-                    "responses": {"200": _json(_page("Task")), **_AUTH_ERRORS, **_LIST_ERRORS},
+                    "responses": {
+                        "200": json_response(page_of("Task")),
+                        **_AUTH_ERRORS,
+                        **LIST_ERRORS,
+                    },
                 },
             },
             "/v1/tasks/{task_id}": {
@@ -246,9 +247,9 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                     "summary": "One task",
                     "parameters": [_TASK_ID],
                     "responses": {
-                        "200": _json(ref("Task")),
+                        "200": json_response(ref("Task")),
                         **_AUTH_ERRORS,
-                        "404": _error("No such task in this account"),
+                        "404": error_response("No such task in this account"),
                     },
                 }
             },
@@ -257,9 +258,9 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                     "summary": "Every state change, callback and poll of a task, in order",
                     "parameters": [_TASK_ID],
                     "responses": {
-                        "200": _json(_page("TimelineEntry")),
+                        "200": json_response(page_of("TimelineEntry")),
                         **_AUTH_ERRORS,
-                        "404": _error("No such task in this account"),
+                        "404": error_response("No such task in this account"),
                     },
                 }
             },
@@ -270,7 +271,11 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                         *_LIST_PARAMS,
                         {"name": "task_id", "in": "query", "schema": {"type": "string"}},
                     ],
-                    "responses": {"200": _json(_page("Callback")), **_AUTH_ERRORS, **_LIST_ERRORS},
+                    "responses": {
+                        "200": json_response(page_of("Callback")),
+                        **_AUTH_ERRORS,
+                        **LIST_ERRORS,
+                    },
                 }
             },
             "/v1/callbacks/{callback_id}/replay": {
@@ -285,12 +290,12 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                         }
                     ],
                     "responses": {
-                        "200": _json(ref("Callback")),
+                        "200": json_response(ref("Callback")),
                         **_AUTH_ERRORS,
-                        "404": _error("No such callback in this account"),
-                        "409": _error("callback_purged: retention removed its body"),
-                        "422": _error("The callback failed verification; not replayable"),
-                        "502": _error("The provider could not be reached"),
+                        "404": error_response("No such callback in this account"),
+                        "409": error_response("callback_purged: retention removed its body"),
+                        "422": error_response("The callback failed verification; not replayable"),
+                        "502": error_response("The provider could not be reached"),
                     },
                 }
             },
@@ -317,7 +322,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
                     "responses": {
-                        "200": _json(
+                        "200": json_response(
                             {
                                 "type": "object",
                                 "required": ["id", "outcome"],
@@ -327,17 +332,17 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                                 },
                             }
                         ),
-                        "400": _error("Malformed callback body"),
-                        "401": _error("Forged, altered or expired token; bad signature"),
-                        "404": _error("No such provider"),
-                        "413": _error("Body too large"),
+                        "400": error_response("Malformed callback body"),
+                        "401": error_response("Forged, altered or expired token; bad signature"),
+                        "404": error_response("No such provider"),
+                        "413": error_response("Body too large"),
                     },
                 }
             },
             "/v1/account": {
                 "get": {
                     "summary": "The caller's account and balance",
-                    "responses": {"200": _json(ref("Account")), **_AUTH_ERRORS},
+                    "responses": {"200": json_response(ref("Account")), **_AUTH_ERRORS},
                 }
             },
             "/v1/account/ledger": {
@@ -345,9 +350,9 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                     "summary": "Credit entries, newest first; the balance is their sum",
                     "parameters": _LIST_PARAMS,
                     "responses": {
-                        "200": _json(_page("CreditEntry")),
+                        "200": json_response(page_of("CreditEntry")),
                         **_AUTH_ERRORS,
-                        **_LIST_ERRORS,
+                        **LIST_ERRORS,
                     },
                 }
             },

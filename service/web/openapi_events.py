@@ -6,26 +6,16 @@ from __future__ import annotations
 
 from service.core.events import EVENT_TYPES
 from service.store.base import DELIVERY_STATUSES
-from service.web.openapi_schemas import NULLABLE_TIME, TIME, Schema, ref
-
-
-def _error(description: str) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
-
-
-def _json(schema: Schema, description: str = "OK") -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _page(item: str) -> Schema:
-    return {
-        "type": "object",
-        "required": ["data", "next_cursor"],
-        "properties": {
-            "data": {"type": "array", "items": ref(item)},
-            "next_cursor": {"type": ["string", "null"]},
-        },
-    }
+from service.web.openapi_schemas import (
+    LIST_ERRORS,
+    NULLABLE_TIME,
+    TIME,
+    Schema,
+    error_response,
+    json_response,
+    page_of,
+    ref,
+)
 
 
 def _path_id(name: str) -> Schema:
@@ -36,12 +26,14 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
 
-_AUTH = {"401": _error("No API key, or not a valid one")}
-_LIST_ERRORS = {"400": _error("Malformed limit or cursor"), "422": _error("Limit out of range")}
-_BODY_ERRORS = {"413": _error("Body too large"), "415": _error("Not application/json")}
+_AUTH = {"401": error_response("No API key, or not a valid one")}
+_BODY_ERRORS = {
+    "413": error_response("Body too large"),
+    "415": error_response("Not application/json"),
+}
 _EVENT_ID, _ENDPOINT_ID = _path_id("event_id"), _path_id("endpoint_id")
-_NO_EVENT = {"404": _error("No such event in this account")}
-_NO_ENDPOINT = {"404": _error("No such endpoint in this account")}
+_NO_EVENT = {"404": error_response("No such event in this account")}
+_NO_ENDPOINT = {"404": error_response("No such endpoint in this account")}
 _STATUS = {"type": "string", "enum": list(DELIVERY_STATUSES)}
 _DISABLED = "endpoint_disabled: the endpoint is disabled"
 
@@ -61,10 +53,10 @@ def event_paths(list_params: list[Schema]) -> Schema:
                     _query("before", TIME, "Only events created before this instant (exclusive)"),
                 ],
                 "responses": {
-                    "200": _json(_page("Event")),
+                    "200": json_response(page_of("Event")),
                     **_AUTH,
-                    "400": _error("Malformed limit, cursor, after or before"),
-                    "422": _error("Limit out of range, or an unknown type"),
+                    "400": error_response("Malformed limit, cursor, after or before"),
+                    "422": error_response("Limit out of range, or an unknown type"),
                 },
             }
         },
@@ -72,7 +64,7 @@ def event_paths(list_params: list[Schema]) -> Schema:
             "get": {
                 "summary": "One event, with its payload as subscribers receive it",
                 "parameters": [_EVENT_ID],
-                "responses": {"200": _json(ref("Event")), **_AUTH, **_NO_EVENT},
+                "responses": {"200": json_response(ref("Event")), **_AUTH, **_NO_EVENT},
             }
         },
         "/v1/events/{event_id}/deliveries": {
@@ -80,10 +72,10 @@ def event_paths(list_params: list[Schema]) -> Schema:
                 "summary": "Every delivery of the event, replays included, newest first",
                 "parameters": [_EVENT_ID, *list_params],
                 "responses": {
-                    "200": _json(_page("Delivery")),
+                    "200": json_response(page_of("Delivery")),
                     **_AUTH,
                     **_NO_EVENT,
-                    **_LIST_ERRORS,
+                    **LIST_ERRORS,
                 },
             }
         },
@@ -105,13 +97,17 @@ def event_paths(list_params: list[Schema]) -> Schema:
                     },
                 },
                 "responses": {
-                    "202": _json(ref("Replayed"), "Queued for delivery"),
-                    "400": _error("Malformed JSON"),
+                    "202": json_response(ref("Replayed"), "Queued for delivery"),
+                    "400": error_response("Malformed JSON"),
                     **_AUTH,
-                    "404": _error("No such event, or endpoint_id is not an endpoint of yours"),
+                    "404": error_response(
+                        "No such event, or endpoint_id is not an endpoint of yours"
+                    ),
                     **_BODY_ERRORS,
-                    "409": _error(f"{_DISABLED}, or event_purged: retention removed the payload"),
-                    "422": _error("Invalid field"),
+                    "409": error_response(
+                        f"{_DISABLED}, or event_purged: retention removed the payload"
+                    ),
+                    "422": error_response("Invalid field"),
                 },
             }
         },
@@ -124,11 +120,11 @@ def event_paths(list_params: list[Schema]) -> Schema:
                     _query("status", _STATUS, "Only deliveries in this state"),
                 ],
                 "responses": {
-                    "200": _json(_page("Delivery")),
+                    "200": json_response(page_of("Delivery")),
                     **_AUTH,
                     **_NO_ENDPOINT,
-                    "400": _error("Malformed limit or cursor"),
-                    "422": _error("Limit out of range, or an unknown status"),
+                    "400": error_response("Malformed limit or cursor"),
+                    "422": error_response("Limit out of range, or an unknown status"),
                 },
             }
         },
@@ -149,14 +145,14 @@ def event_paths(list_params: list[Schema]) -> Schema:
                     "content": {"application/json": {"schema": ref("EndpointRecover")}},
                 },
                 "responses": {
-                    "200": _json(ref("RecoverDryRun"), "Dry run: what would be sent"),
-                    "202": _json(ref("Recovered"), "Queued for delivery"),
-                    "400": _error("Malformed JSON, or since/until not RFC 3339"),
+                    "200": json_response(ref("RecoverDryRun"), "Dry run: what would be sent"),
+                    "202": json_response(ref("Recovered"), "Queued for delivery"),
+                    "400": error_response("Malformed JSON, or since/until not RFC 3339"),
                     **_AUTH,
                     **_NO_ENDPOINT,
                     **_BODY_ERRORS,
-                    "409": _error(_DISABLED),
-                    "422": _error("Missing since, or an invalid field"),
+                    "409": error_response(_DISABLED),
+                    "422": error_response("Missing since, or an invalid field"),
                 },
             }
         },
@@ -165,10 +161,10 @@ def event_paths(list_params: list[Schema]) -> Schema:
                 "summary": "Every attempt of a delivery, in the order made (oldest first)",
                 "parameters": [_path_id("delivery_id"), *list_params],
                 "responses": {
-                    "200": _json(_page("Attempt")),
+                    "200": json_response(page_of("Attempt")),
                     **_AUTH,
-                    "404": _error("No such delivery in this account"),
-                    **_LIST_ERRORS,
+                    "404": error_response("No such delivery in this account"),
+                    **LIST_ERRORS,
                 },
             }
         },

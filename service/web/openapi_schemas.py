@@ -26,6 +26,33 @@ def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def error_response(description: str) -> Schema:
+    """A documented error response: the contract's error shape."""
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def json_response(schema: Schema, description: str = "OK") -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def page_of(item: str) -> Schema:
+    """A list page: ``{"data": [item…], "next_cursor": str | null}``."""
+    return {
+        "type": "object",
+        "required": ["data", "next_cursor"],
+        "properties": {
+            "data": {"type": "array", "items": ref(item)},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+
+
+LIST_ERRORS = {
+    "400": error_response("Malformed limit or cursor"),
+    "422": error_response("Limit out of range"),
+}
+
+
 _URL = {
     "type": "string",
     "minLength": 1,
