@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.core.clock import system_clock
-from service.core.endpoints import Endpoint, generate_secret
+from service.core.endpoints import Endpoint
 from service.core.events import Event, envelope
 from service.core.ids import new_id
 from service.delivery.sender import Sender
@@ -37,6 +36,7 @@ from service.store.base import Account
 from service.store.sqlite import SqliteStore
 from tests.conftest import settings_env
 from tests.delivery.receiver import Received, Receiver
+from tests.factories import make_endpoint
 from tests.servers import serve_app
 
 PRODUCERS = 4
@@ -70,12 +70,7 @@ class FlakyReceiver(Receiver):
 
 
 def _endpoint(account_id: str, url: str, types: tuple[str, ...] | None, now: int) -> Endpoint:
-    return Endpoint(
-        id=new_id("ep", now), account_id=account_id, url=url, description="",
-        event_types=types, enabled=True, disabled_reason=None,
-        secret=generate_secret(secrets.token_bytes(32)), previous_secret=None,
-        previous_secret_until=None, failing_since=None, created_at=now, updated_at=now,
-    )  # fmt: skip
+    return make_endpoint(account_id, url, now=now, event_types=types)
 
 
 async def _open(settings: Settings) -> SqliteStore:

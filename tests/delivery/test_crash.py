@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import IO, Any
 from standardwebhooks.webhooks import Webhook
 
 from service.core.clock import system_clock
-from service.core.endpoints import Endpoint, generate_secret
+from service.core.endpoints import Endpoint
 from service.core.events import Event, envelope
 from service.core.ids import new_id
 from service.outbox import record_event
@@ -35,6 +34,7 @@ from service.store.base import Account
 from service.store.sqlite import SqliteStore
 from tests.conftest import settings_env
 from tests.delivery.receiver import Receiver
+from tests.factories import make_endpoint
 from tests.servers import serve_app
 
 N_EVENTS = 20
@@ -52,12 +52,7 @@ def _read(path: Path) -> str:
 
 
 def _endpoint(account_id: str, url: str, now: int) -> Endpoint:
-    return Endpoint(
-        id=new_id("ep", now), account_id=account_id, url=url, description="", event_types=None,
-        enabled=True, disabled_reason=None, secret=generate_secret(secrets.token_bytes(32)),
-        previous_secret=None, previous_secret_until=None, failing_since=None, created_at=now,
-        updated_at=now,
-    )  # fmt: skip
+    return make_endpoint(account_id, url, now=now)
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from service.store.base import Account
 from service.store.sqlite import SqliteStore
 from tests.conftest import settings_env
 from tests.delivery.receiver import Receiver
+from tests.factories import make_endpoint
 from tests.servers import bind_loopback, serve_app
 
 # Real time, moved forward by the tests: the standardwebhooks package checks timestamps
@@ -44,14 +45,8 @@ class Bench:
     account_id: str
 
     async def endpoint(self, path: str, **changes: object) -> Endpoint:
-        endpoint = Endpoint(
-            id=new_id("ep", self.now[0]), account_id=self.account_id, url=self.base + path,
-            description="", event_types=None, enabled=True, disabled_reason=None,
-            secret=generate_secret(secrets.token_bytes(32)), previous_secret=None,
-            previous_secret_until=None, failing_since=None, created_at=self.now[0],
-            updated_at=self.now[0],
-        )  # fmt: skip
-        endpoint = replace(endpoint, **changes)  # type: ignore[arg-type]
+        url = str(changes.pop("url", self.base + path))
+        endpoint = make_endpoint(self.account_id, url, now=self.now[0], **changes)
         async with self.store.transaction() as tx:
             await tx.insert_endpoint(endpoint)
         return endpoint

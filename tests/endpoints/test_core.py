@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -32,28 +31,21 @@ from service.core.endpoints import (
 from service.core.events import EVENT_TYPES
 from service.core.signing import decode_secret, encode_secret
 from service.errors import ValidationFailed
+from tests.factories import make_endpoint
 
 NOW = 1_780_000_000_000
 DAY_MS = 86_400_000
 
 
 def endpoint(**changes: Any) -> Endpoint:
-    base = Endpoint(
-        id="ep_01JD0Q0000000000000000000A",
-        account_id="acct_01JD0Q0000000000000000000A",
-        url="https://example.com/hook",
-        description="",
-        event_types=None,
-        enabled=True,
-        disabled_reason=None,
-        secret=encode_secret(b"k" * 32),
-        previous_secret=None,
-        previous_secret_until=None,
-        failing_since=None,
-        created_at=NOW,
-        updated_at=NOW,
+    fixed: dict[str, Any] = {
+        "id": "ep_01JD0Q0000000000000000000A",
+        "secret": encode_secret(b"k" * 32),
+        **changes,
+    }
+    return make_endpoint(
+        "acct_01JD0Q0000000000000000000A", "https://example.com/hook", now=NOW, **fixed
     )
-    return replace(base, **changes)
 
 
 def refused(body: object, parse: Any = parse_create) -> ValidationFailed:

@@ -19,6 +19,7 @@ from service.core.signing import encode_secret
 from service.outbox import deliver, record_event
 from service.store.base import Account, Attempt, ClaimedDelivery, Transaction
 from service.store.sqlite import SqliteStore
+from tests import factories
 
 NOW = 1_780_000_000_000
 LEASE = 30_000
@@ -33,22 +34,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 def make_endpoint(account_id: str, **changes: Any) -> Endpoint:
-    endpoint = Endpoint(
-        id=new_id("ep", NOW),
-        account_id=account_id,
-        url="http://127.0.0.1:9/hook",
-        description="",
-        event_types=None,
-        enabled=True,
-        disabled_reason=None,
-        secret=encode_secret(b"k" * 32),
-        previous_secret=None,
-        previous_secret_until=None,
-        failing_since=None,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    return replace(endpoint, **changes)
+    return factories.make_endpoint(account_id, now=NOW, secret=encode_secret(b"k" * 32), **changes)
 
 
 async def account_with(store: SqliteStore, *endpoints: dict[str, Any]) -> list[Endpoint]:

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from service.core.endpoints import Endpoint
 from service.core.events import Event, envelope
 from service.replay import replay_targets
+from tests.factories import make_endpoint
 from tests.replay.conftest import T0, Bench, assert_error
 
 COUNT_DELIVERIES = "SELECT COUNT(*) FROM deliveries"
@@ -84,12 +84,7 @@ async def test_a_ping_replays_only_to_the_endpoint_it_tested(bench: Bench) -> No
 
 
 def test_replay_targets_keep_an_endpoint_disabled_notice_from_its_subject() -> None:
-    base = Endpoint(
-        id="ep_A", account_id="acct_1", url="https://a.example/", description="",
-        event_types=None, enabled=True, disabled_reason=None, secret="whsec_x",
-        previous_secret=None, previous_secret_until=None, failing_since=None,
-        created_at=T0, updated_at=T0,
-    )  # fmt: skip
+    base = make_endpoint("acct_1", "https://a.example/", now=T0, id="ep_A")
     subject, other = base, replace(base, id="ep_B")
     payload = envelope("endpoint.disabled", {"endpoint_id": "ep_A"}, T0)
     notice = Event("evt_1", "acct_1", "endpoint.disabled", None, payload, T0)
