@@ -10,6 +10,7 @@ and never applied twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from service.core.ids import is_id, new_id
 from service.core.ledger import Outcome
@@ -107,10 +108,7 @@ async def _apply_callback(
         )
         outcome = transition.outcome.value
         applied_at = now if transition.outcome is Outcome.APPLIED else record.applied_at
-        done = CallbackRecord(
-            **{**record.__dict__, "outcome": outcome, "detail": transition.reason,
-               "applied_at": applied_at}
-        )  # fmt: skip
+        done = replace(record, outcome=outcome, detail=transition.reason, applied_at=applied_at)
         if insert:
             await tx.insert_callback(done)
         elif transition.outcome is Outcome.APPLIED or record.outcome == "pending":
@@ -126,7 +124,7 @@ async def _apply_callback(
 async def _keep_pending(
     up: Upstream, record: CallbackRecord, detail: str, insert: bool
 ) -> CallbackRecord:
-    pending = CallbackRecord(**{**record.__dict__, "outcome": "pending", "detail": detail})
+    pending = replace(record, outcome="pending", detail=detail)
     async with up.store.transaction() as tx:
         if insert:
             await tx.insert_callback(pending)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict
 
 from service.core.pagination import PageRequest
 from service.core.tasks import Task
@@ -42,7 +43,7 @@ class TaskQueries(Sql):
             " updated_at = ?, completed_at = ? WHERE id = ?",
             (
                 str(state.status), state.progress, state.sequence, state.provider_task_id,
-                to_json([r.__dict__ for r in state.results]),
+                to_json([asdict(r) for r in state.results]),
                 state.failure.code if state.failure else None,
                 state.failure.message if state.failure else None,
                 task.refunded_credits, state.updated_at, state.completed_at, task.id,
@@ -106,7 +107,7 @@ class TaskQueries(Sql):
                 spec.type,
                 spec.prompt,
                 to_json(spec.params),
-                to_json([r.__dict__ for r in state.results]),
+                to_json([asdict(r) for r in state.results]),
                 state.failure.code if state.failure else None,
                 state.failure.message if state.failure else None,
                 task.cost_credits,
