@@ -1,22 +1,35 @@
-"""SQLite connections: one writer (writes serialised, transactions explicit) and one reader.
+"""SQLite connections: one writer with group commit, and one reader.
 
-WAL mode lets the reader see the last committed state while the writer works. Every write goes
-through :meth:`Database.transaction`, which holds a lock for the whole ``BEGIN IMMEDIATE …
-COMMIT``: with a single writer connection, interleaving two transactions would silently merge
-them.
+WAL mode lets the reader (aiosqlite, its own thread: a long read never stalls the event loop)
+see the last committed state while the writer works.
+
+The writer runs its statements inline (see ``inline``) and commits in groups. Every write goes
+through :meth:`Database.transaction`, which holds a lock for the body of one transaction. The
+first transaction of a group takes SQLite's write lock (``BEGIN IMMEDIATE``, in the writer's
+thread, since it may wait for another process); each transaction is a ``SAVEPOINT`` inside the
+group, so one that raises is undone alone; when no other transaction is queued for the lock,
+one ``COMMIT`` — one fsync, in the writer's thread — makes the whole group durable. Nobody's
+``transaction()`` block is left before that ``COMMIT`` succeeded: a 2xx sent after it still
+means the row is on disk. Under load, the transactions that queued while one group committed
+form the next group, so the number of fsyncs per second stays flat as requests grow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from service.errors import StoreBusy, StoreError
+from service.store.inline import InlineConnection
+
+T = TypeVar("T")
 
 
 class Database:
@@ -24,30 +37,51 @@ class Database:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
-        self._write_lock = asyncio.Lock()
-        self._writer: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._queued = 0  # transactions waiting for the lock
+        self._group: asyncio.Future[None] | None = None  # the open group's outcome
+        self._committer_for: asyncio.Future[None] | None = None
+        self._committing: set[asyncio.Task[None]] = set()
+        self._thread: ThreadPoolExecutor | None = None
+        self._writer: InlineConnection | None = None
         self._reader: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        await _pragma(self._writer, "journal_mode = WAL")
-        self._reader = await self._connect()
-        await _pragma(self._reader, "query_only = ON")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="taskhook-writer")
+        self._writer = InlineConnection(await self._in_thread(self._connect_writer))
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader.row_factory = sqlite3.Row
+        for statement in (*self._pragmas(), "query_only = ON"):
+            await _pragma(self._reader, statement)
 
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+    def _pragmas(self) -> tuple[str, ...]:
+        return (
+            f"busy_timeout = {int(self._busy_timeout_ms)}",
+            f"synchronous = {self._synchronous}",
+            "foreign_keys = ON",
+        )
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        await _pragma(conn, f"busy_timeout = {int(self._busy_timeout_ms)}")
-        await _pragma(conn, f"synchronous = {self._synchronous}")
-        await _pragma(conn, "foreign_keys = ON")
+        for statement in (*self._pragmas(), "journal_mode = WAL"):
+            # Fetch and close: a PRAGMA's unread result row keeps its statement open, and an
+            # open statement holds a lock that makes the next connection's first one wait.
+            conn.execute(f"PRAGMA {statement}").fetchall()
         return conn
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
+        while self._committing:
+            await asyncio.gather(*self._committing, return_exceptions=True)
+        if self._reader is not None:
+            await self._reader.close()
+        if self._writer is not None:
+            await self._in_thread(self._writer.raw.close)
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
         self._reader = self._writer = None
+        self._thread = None
 
     @property
     def reader(self) -> aiosqlite.Connection:
@@ -56,31 +90,135 @@ class Database:
         return self._reader
 
     @property
-    def writer(self) -> aiosqlite.Connection:
-        """The writer connection, for migrations; everything else uses ``transaction``."""
+    def writer(self) -> InlineConnection:
         if self._writer is None:
             raise StoreError("the database is not open")
         return self._writer
 
+    async def exclusive(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the raw writer connection in the writer's thread, alone (no group
+        open): for migrations, which manage their own transactions."""
+        async with self._lock:
+            if self._group is not None:  # pragma: no cover - groups commit before releasing
+                raise StoreError("a group transaction is open")
+            return await self._in_thread(work, self.writer.raw)
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` if the block raises."""
-        async with self._write_lock:
-            conn = self.writer
+    async def transaction(self) -> AsyncIterator[InlineConnection]:
+        """One transaction, committed (with whatever group it joined) before the block is left;
+        undone alone if the block raises."""
+        self._queued += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            group = await self._join()
+        except BaseException:
+            self._lock.release()
+            raise
+        conn = self.writer
+        conn.raw.execute("SAVEPOINT tx")
+        try:
+            yield conn
+        except BaseException:
             try:
-                await conn.execute("BEGIN IMMEDIATE")
+                self._undo(conn, group)
+            finally:
+                self._leave(group)
+            raise
+        conn.raw.execute("RELEASE tx")
+        self._leave(group)
+        await asyncio.shield(group)
+
+    async def _join(self) -> asyncio.Future[None]:
+        if self._group is None:
+            try:
+                await self._in_thread(_begin, self.writer.raw)
             except sqlite3.OperationalError as exc:
                 raise StoreBusy("The database is busy; retry shortly.") from exc
-            try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
+            self._group = asyncio.get_running_loop().create_future()
+        return self._group
+
+    def _undo(self, conn: InlineConnection, group: asyncio.Future[None]) -> None:
+        try:
+            conn.raw.execute("ROLLBACK TO tx")
+            conn.raw.execute("RELEASE tx")
+        except sqlite3.Error as exc:
+            # SQLite itself rolled the whole group back (an I/O error, a full disk), or could
+            # not undo this part alone: the others in the group lose their writes too, and
+            # must not report success.
+            if conn.in_transaction:
+                conn.raw.execute("ROLLBACK")
+            self._group = None
+            if not group.done():
+                group.set_exception(StoreError(f"the group transaction was lost: {exc}"))
+                group.exception()  # retrieved here if no one else awaits it
+
+    def _leave(self, group: asyncio.Future[None]) -> None:
+        """Hand the lock on. With others queued they join this group, and a committer queued
+        behind them commits it; otherwise commit now. Either way a task does the commit, so a
+        caller cancelled mid-commit cannot leave the group half-finished."""
+        if self._group is not group:  # the group was lost
+            self._lock.release()
+            return
+        if self._queued:
+            if self._committer_for is not group:
+                self._committer_for = group
+                self._spawn(self._commit_after_queue(group))
+            self._lock.release()
+        else:
+            self._spawn(self._commit_holding_lock(group))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
+        self._committing.add(task)
+        task.add_done_callback(self._committing.discard)
+
+    async def _commit_after_queue(self, group: asyncio.Future[None]) -> None:
+        async with self._lock:
+            if self._group is group:
+                await self._commit(group)
+
+    async def _commit_holding_lock(self, group: asyncio.Future[None]) -> None:
+        try:
+            await self._commit(group)
+        finally:
+            self._lock.release()
+
+    async def _commit(self, group: asyncio.Future[None]) -> None:
+        self._group = None
+        try:
+            await self._in_thread(_commit, self.writer.raw)
+        except BaseException as exc:
+            group.set_exception(StoreError(f"the commit failed: {exc}"))
+            group.exception()
+            if not isinstance(exc, Exception):
                 raise
-            await conn.execute("COMMIT")
+        else:
+            group.set_result(None)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        if self._thread is None:
+            raise StoreError("the database is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:  # left by a caller cancelled while its BEGIN was on the way
+        conn.execute("ROLLBACK")
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 async def _pragma(conn: aiosqlite.Connection, statement: str) -> None:
-    # Fetch and close: a PRAGMA's unread result row keeps its statement open, and an open
-    # statement holds a lock that makes the next connection's first statement wait.
     async with conn.execute(f"PRAGMA {statement}") as cursor:
         await cursor.fetchall()

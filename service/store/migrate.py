@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 import time
 from dataclasses import dataclass
 from importlib import resources
-
-import aiosqlite
 
 from service.errors import StoreError
 
@@ -40,15 +39,15 @@ def available() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def migrate(conn: aiosqlite.Connection) -> list[str]:
+def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply what is missing; return the names applied (empty when up to date)."""
-    await conn.execute(
+    conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,"
         " applied_at INTEGER NOT NULL) STRICT"
     )
-    async with conn.execute("SELECT version, name, checksum FROM schema_migrations") as cursor:
-        applied = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+    rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
+    applied = {row[0]: (row[1], row[2]) for row in rows}
     done = []
     for migration in available():
         if migration.version in applied:
@@ -65,10 +64,10 @@ async def migrate(conn: aiosqlite.Connection) -> list[str]:
             f"{time.time_ns() // 1_000_000});"
         )
         try:
-            await conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{record}\nCOMMIT;")
+            conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{record}\nCOMMIT;")
         except Exception:
             if conn.in_transaction:
-                await conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
             raise
         done.append(f"{migration.version:04d}_{migration.name}")
     return done

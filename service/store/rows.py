@@ -13,6 +13,7 @@ from service.core.ledger import Failure, Result, TaskState, TaskStatus
 from service.core.pagination import PageRequest
 from service.core.tasks import Task, TaskSpec
 from service.store.base import CallbackRecord
+from service.store.inline import InlineConnection
 
 TASK_COLUMNS = (
     "id, account_id, status, progress, sequence, model, provider, provider_task_id, type, prompt,"
@@ -24,7 +25,7 @@ TASK_COLUMNS = (
 class Sql:
     """One connection: the reader for plain reads, the writer inside a transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection | InlineConnection) -> None:
         self._conn = conn
 
     async def _one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Row | None:

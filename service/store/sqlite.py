@@ -41,7 +41,7 @@ class SqliteStore:
         """Open the connections and apply pending migrations; returns the migrations applied."""
         await self.db.open()
         try:
-            applied = await migrate(self.db.writer)
+            applied = await self.db.exclusive(migrate)
         except BaseException:
             await self.db.close()
             raise

@@ -64,7 +64,7 @@ async def test_the_workers_claims_keep_their_own_indexes(db: SqliteStore) -> Non
     index on ``status`` would be preferred here, and would make each claim read and sort every
     live row."""
     ran: list[str] = []
-    await db.db.writer.set_trace_callback(ran.append)
+    db.db.writer.set_trace_callback(ran.append)
     await db.claim_due_tasks(("queued",), 1, 1000, 16)
     await db.claim_due_tasks(("submitted", "running"), 1, 1000, 16)
     await db.claim_due_deliveries(1, 1000, 16)

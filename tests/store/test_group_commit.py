@@ -1,0 +1,148 @@
+"""Group commit on a real file: transactions that queue together share one COMMIT, each is
+durable before its block is left, and one that raises is undone alone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from service.errors import StoreError
+from service.store.database import Database
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "g.db")
+    await database.open()
+    await database.exclusive(
+        lambda conn: conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    )
+    yield database
+    await database.close()
+
+
+def _on_disk(path: Path) -> set[int]:
+    """What another process would see: a fresh connection of its own."""
+    conn = sqlite3.connect(path)
+    try:
+        return {row[0] for row in conn.execute("SELECT k FROM t")}
+    finally:
+        conn.close()
+
+
+async def _write(db: Database, key: int, seen: list[tuple[int, set[int]]] | None = None) -> None:
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO t (k, v) VALUES (?, 'x')", (key,))
+        await asyncio.sleep(0)  # let others queue behind this one
+    if seen is not None:
+        seen.append((key, _on_disk(db.path)))
+
+
+async def test_queued_transactions_share_commits_and_each_is_durable_when_its_block_ends(
+    db: Database,
+) -> None:
+    commits: list[str] = []
+    db.writer.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    seen: list[tuple[int, set[int]]] = []
+    await asyncio.gather(*(_write(db, k, seen) for k in range(200)))
+    db.writer.set_trace_callback(None)
+
+    assert _on_disk(db.path) == set(range(200))
+    # Every block ended only once its own row could be read from another connection.
+    assert len(seen) == 200
+    assert all(key in rows for key, rows in seen)
+    assert 1 <= len(commits) < 20, len(commits)
+
+
+async def test_a_transaction_that_raises_is_undone_alone(db: Database) -> None:
+    class Boom(Exception):
+        pass
+
+    async def failing() -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t (k, v) VALUES (1000, 'doomed')")
+            await asyncio.sleep(0)
+            raise Boom
+
+    results = await asyncio.gather(
+        _write(db, 1), failing(), _write(db, 2), _write(db, 3), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [type(None), Boom, type(None), type(None)]
+    assert _on_disk(db.path) == {1, 2, 3}
+
+
+async def test_a_constraint_error_in_one_leaves_the_group_intact(db: Database) -> None:
+    async def duplicate() -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t (k, v) VALUES (7, 'second')")
+
+    await _write(db, 7)
+    results = await asyncio.gather(
+        _write(db, 8), duplicate(), _write(db, 9), return_exceptions=True
+    )
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert _on_disk(db.path) == {7, 8, 9}
+
+
+async def test_a_caller_cancelled_while_queued_does_not_strand_the_group(db: Database) -> None:
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t (k, v) VALUES (1, 'x')")
+            first_in.set()
+            await release.wait()
+
+    holding = asyncio.create_task(holder())
+    await first_in.wait()
+    queued = asyncio.create_task(_write(db, 2))
+    await asyncio.sleep(0.01)
+    queued.cancel()  # holder now sees someone queued, and then no one
+    release.set()
+    await asyncio.wait_for(holding, 5)
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert _on_disk(db.path) == {1}
+    await asyncio.wait_for(_write(db, 3), 5)  # the lock was handed on
+    assert _on_disk(db.path) == {1, 3}
+
+
+async def test_a_caller_cancelled_while_its_group_commits_still_has_its_row(db: Database) -> None:
+    writing = asyncio.create_task(_write(db, 5))
+    await asyncio.sleep(0)
+    for _ in range(1000):  # until the block is done and its commit handed to a task
+        if db._committing:
+            break
+        await asyncio.sleep(0)
+    assert db._committing
+    writing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writing
+    await asyncio.wait_for(_write(db, 6), 5)
+    assert _on_disk(db.path) == {5, 6}
+
+
+async def test_a_failed_commit_fails_every_member_of_the_group(db: Database) -> None:
+    # A deferred foreign key is checked only at COMMIT: the group's COMMIT fails as a whole.
+    await db.exclusive(
+        lambda conn: conn.execute(
+            "CREATE TABLE child (k INTEGER PRIMARY KEY,"
+            " parent INTEGER REFERENCES t (k) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    )
+
+    async def orphan() -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO child (k, parent) VALUES (1, 999)")
+            await asyncio.sleep(0)
+
+    results = await asyncio.gather(_write(db, 1), orphan(), _write(db, 2), return_exceptions=True)
+    assert all(isinstance(r, StoreError) for r in results), results
+    assert _on_disk(db.path) == set()
+    await _write(db, 3)  # the writer is usable again
+    assert _on_disk(db.path) == {3}
