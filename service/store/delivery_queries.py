@@ -196,22 +196,28 @@ class DeliveryQueries(Sql):
     ) -> list[ClaimedDelivery]:
         """Run inside a transaction: the lease and the read of what it leased are one step."""
         token = secrets.token_hex(16)
-        await self._conn.execute(
+        leased = await self._all(
             "UPDATE deliveries SET lease_until = ?, claim_token = ? WHERE id IN ("
             " SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
-            " AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?)",
+            " AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?)"
+            " RETURNING id",
             (now_ms + lease_ms, token, now_ms, now_ms, limit),
         )
+        if not leased:
+            return []
         delivery_cols = ", ".join(f"d.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
         endpoint_cols = ", ".join(
             f"p.{c.strip()} AS ep_{c.strip()}" for c in ENDPOINT_COLUMNS.split(",")
         )
+        # By the ids the UPDATE returned: claim_token has no index, and a lookup by it would
+        # read every delivery ever made.
+        marks = ", ".join("?" for _ in leased)
         rows = await self._all(
             f"SELECT {delivery_cols}, e.type AS event_type, e.payload AS event_payload,"  # noqa: S608
             f" {endpoint_cols} FROM deliveries d"
             " JOIN events e ON e.id = d.event_id JOIN endpoints p ON p.id = d.endpoint_id"
-            " WHERE d.claim_token = ? ORDER BY d.next_attempt_at, d.id",
-            (token,),
+            f" WHERE d.id IN ({marks}) ORDER BY d.next_attempt_at, d.id",
+            tuple(r["id"] for r in leased),
         )
         return [
             ClaimedDelivery(

@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from service.core.events import Event, envelope
+from service.core.ids import new_id
+from service.outbox import record_event
 from service.store import ops_queries as q
+from service.store.base import Account
 from service.store.sqlite import SqliteStore
+from tests.factories import make_endpoint
 
 #: a table read row by row, with no index at all
 BARE_SCAN = re.compile(r"^SCAN (\w+)$")
@@ -57,6 +62,27 @@ async def test_ops_queries_use_their_indexes(
     assert not [line for line in lines if BARE_SCAN.match(line)], lines
     for part in expected:
         assert any(line.startswith(part) for line in lines), (part, lines)
+
+
+async def test_no_statement_of_a_claim_reads_a_whole_table(db: SqliteStore) -> None:
+    """Every statement a delivery claim runs, with something due to claim: a lookup by a column
+    with no index (the claim token, say) would read every delivery ever made."""
+    account = Account(new_id("acct", 1), "a", 1)
+    payload = envelope("task.succeeded", {}, 1)
+    event = Event(new_id("evt", 1), account.id, "task.succeeded", None, payload, 1)
+    async with db.transaction() as tx:
+        await tx.insert_account(account)
+        await tx.insert_endpoint(make_endpoint(account.id, now=1))
+        await record_event(tx, event, 1)
+    ran: list[str] = []
+    db.db.writer.set_trace_callback(ran.append)
+    assert len(await db.claim_due_deliveries(2, 1000, 16)) == 1
+    db.db.writer.set_trace_callback(None)
+    statements = [s for s in ran if s.startswith(("UPDATE", "SELECT"))]
+    assert len(statements) == 2, ran
+    for sql in statements:
+        lines = await plan(db, sql)
+        assert not [line for line in lines if BARE_SCAN.match(line)], (sql, lines)
 
 
 async def test_the_workers_claims_keep_their_own_indexes(db: SqliteStore) -> None:
