@@ -1,0 +1,98 @@
+"""``scripts/bench [--quick] [--strict] [--runs N] [--only ingest,delivery,latency,scale]``.
+
+Runs the scenarios in order (ingest, delivery, latency, scale; memory is read from the first
+three), prints the table and writes ``.bench/results.json``. Exits 0 whatever the figures are,
+unless ``--strict``: then a missed target or a failed check is exit 1. Each run's databases and
+process logs are under ``.bench/run/`` (replaced by the next run); the large scale database is
+cached in ``.bench/cache/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import uvloop
+
+from tools.bench import ingest, report
+from tools.bench.context import Context
+from tools.bench.load import CLIENT
+from tools.bench.processes import ROOT
+from tools.bench.results import Metric, Outcome
+
+SCENARIOS = ("ingest",)
+MEMORY = "5 memory"
+MEMORY_TARGET_MB = 200.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a ~1-2 minute smoke run")
+    parser.add_argument("--strict", action="store_true", help="exit 1 on a missed target")
+    parser.add_argument("--runs", type=int, help="runs per scenario (default 5, quick 3)")
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=2, help="load-generator processes (default 2)"
+    )
+    return parser
+
+
+async def _main(args: argparse.Namespace) -> Outcome:
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"scripts/bench: unknown scenario(s) {sorted(unknown)}")
+    run_dir = ROOT / ".bench" / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    ctx = Context.make(ROOT, run_dir, quick=args.quick, runs=args.runs, clients=args.clients)
+    total = Outcome()
+    total.notes.append(f"load generator: {CLIENT} (wrk is not on PATH)")
+    steps: dict[str, Callable[[Context], Awaitable[tuple[Outcome, float | None]]]] = {
+        "ingest": ingest.run,
+    }
+    memories: list[Metric] = []
+    try:
+        for name in only:
+            started = time.monotonic()
+            print(f"[bench] {name} …", file=sys.stderr, flush=True)
+            found, peak = await steps[name](ctx)
+            total.extend(found)
+            if peak is not None:
+                process = "worker" if name == "delivery" else "serve"
+                memories.append(
+                    Metric(MEMORY, f"peak RSS of {process} in {name} (VmHWM)", "MiB", [peak],
+                           target=("<=", MEMORY_TARGET_MB))
+                )  # fmt: skip
+            print(f"[bench] {name} done in {time.monotonic() - started:.0f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    finally:
+        ctx.clients.shutdown()
+    total.metrics.extend(memories)
+    return total
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    started = time.monotonic()
+    outcome = uvloop.run(_main(args))
+    seconds = time.monotonic() - started
+    print(report.table(outcome))
+    print(f"\n{'quick' if args.quick else 'full'} run took {seconds:.0f} s")
+    path = ROOT / ".bench" / "results.json"
+    report.write_json(path, outcome, root=ROOT, argv=sys.argv, seconds=seconds)
+    print(f"results: {path.relative_to(ROOT)}")
+    misses = report.missed(outcome)
+    if args.strict and misses:
+        print("strict: " + "; ".join(misses), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Scenario 1: callbacks/s through ``POST /callbacks/simulator/{token}``, against a bare server.
+
+taskhook runs as the Procfile's ``web:`` process (``serve`` with the workers off) on the
+production config (``synchronous = FULL``). Every request is a distinct, valid, signed simulator
+completion for a task that is running, so each one verifies its token and signature, moves the
+task to ``succeeded``, and writes the callback, the timeline entry, the event and one delivery
+(the account has one endpoint) in a transaction committed before the 200.
+
+The bare server (``tools.bench.bare``) runs beside it under the same uvicorn settings, and the
+runs alternate bare, ingest, bare, ingest… so both see the same machine; the ratio is taken per
+pair. Afterwards the database must hold exactly as many applied callbacks, events and
+deliveries as there were 2xx answers.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+
+from service.core.clock import system_clock
+from service.core.ledger import TaskStatus
+from service.settings import load_settings
+from tools.bench import processes, seed
+from tools.bench.callbacks import Callbacks
+from tools.bench.context import Context
+from tools.bench.load import CLIENT, LoadResult, Request, closed_loop_parallel
+from tools.bench.results import Metric, Outcome, percentile
+
+NAME = "1 ingest"
+#: the most callbacks/s a run is prepared for (more tasks are seeded than any run can use)
+CAP_PER_S = 6000
+BARE_CAP_PER_S = 40_000
+BARE_PATH = "/callbacks/simulator/bare-token"
+
+
+async def run(ctx: Context) -> tuple[Outcome, float | None]:
+    """Returns the findings and the serve process's peak RSS (MiB)."""
+    out = Outcome()
+    data_dir = ctx.run_dir / "ingest"
+    secret = processes.new_secret_key()
+    port, bare_port = processes.free_port(), processes.free_port()
+    env = processes.service_env(data_dir, secret, TASKHOOK__WORKERS__IN_SERVE="false")
+    settings = load_settings(env)
+    base, bare_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+
+    budget = ctx.warmup_seconds + ctx.runs * ctx.ingest_seconds
+    now = system_clock()
+    plan = seed.Plan(
+        count=math.ceil(CAP_PER_S * budget), start_ms=now - 3_600_000, spacing_ms=1.0,
+        status_of=lambda _i: TaskStatus.RUNNING, history=False,
+        next_check_ms=now + 6 * 3_600_000, public_base=base,
+    )  # fmt: skip
+    await seed.build(
+        settings.storage.database_path, [[("http://127.0.0.1:9/hook", None)]], plan, system_clock
+    )
+    pool, used = plan.pool, 50  # the first 50 lend their bodies to the bare runs
+    callbacks = Callbacks(settings, base)
+    out.notes.append(
+        f"ingest: storage.synchronous = {settings.storage.synchronous} (config/default.toml), "
+        f"logging {settings.logging.format} at {settings.logging.level} to a file; "
+        f"client: {CLIENT}, {ctx.client_processes} processes, {ctx.concurrency} connections"
+    )
+
+    rate = Metric(NAME, "ingest callbacks/s", "1/s")
+    bare = Metric(NAME, "bare Starlette requests/s", "1/s")
+    ratio = Metric(NAME, "ratio ingest / bare", "x", target=(">=", 0.30))
+    p99 = Metric(NAME, "ingest latency p99 (closed loop)", "ms")
+    cpu = Metric(NAME, "serve CPU per callback", "µs")
+    bare_cpu = Metric(NAME, "bare CPU per request", "µs")
+    client_cpu = Metric(NAME, "client CPU (cores) during bare runs", "cores")
+    ok_total = 0
+    failures: list[str] = []
+
+    serve = processes.serve("ingest-serve", data_dir, secret, port, ctx.log_dir,
+                            TASKHOOK__WORKERS__IN_SERVE="false")  # fmt: skip
+    bare_proc = processes.tool("bare", "tools.bench.bare", ["--port", str(bare_port)], ctx.log_dir)
+    with serve, bare_proc:
+        await processes.wait_ready(serve, f"{base}/healthz")
+        await processes.wait_ready(bare_proc, f"{bare_base}/healthz")
+
+        async def ingest_once(seconds: float, best: float) -> tuple[LoadResult, float]:
+            nonlocal used, ok_total
+            size = math.ceil(min(CAP_PER_S, max(1000.0, 2 * best)) * seconds)
+            size = min(size, len(pool) - used)
+            requests = callbacks.completions(pool[used : used + size])
+            used += size
+            cpu0 = serve.cpu_seconds()
+            result = await closed_loop_parallel(
+                ctx.clients, ctx.client_processes, base, requests,
+                concurrency=ctx.concurrency, duration_s=seconds,
+            )  # fmt: skip
+            ok_total += result.ok
+            if result.failed:
+                failures.append(f"{dict(result.statuses)} {dict(result.errors)}")
+            return result, serve.cpu_seconds() - cpu0
+
+        # The same bytes ingest gets (real signed callbacks), sent again and again.
+        samples = [Request(BARE_PATH, r.headers, r.body) for r in callbacks.completions(pool[:50])]
+
+        async def bare_once(seconds: float) -> tuple[LoadResult, float]:
+            requests = samples * math.ceil(BARE_CAP_PER_S * seconds / len(samples))
+            cpu0 = bare_proc.cpu_seconds()
+            result = await closed_loop_parallel(
+                ctx.clients, ctx.client_processes, bare_base, requests,
+                concurrency=ctx.concurrency, duration_s=seconds,
+            )  # fmt: skip
+            return result, bare_proc.cpu_seconds() - cpu0
+
+        await bare_once(ctx.warmup_seconds)
+        warm, _ = await ingest_once(ctx.warmup_seconds, CAP_PER_S / 2)
+        best = warm.rate
+        for _ in range(ctx.runs):
+            b, b_cpu = await bare_once(ctx.ingest_seconds)
+            i, i_cpu = await ingest_once(ctx.ingest_seconds, best)
+            best = max(best, i.rate)
+            bare.values.append(b.rate)
+            rate.values.append(i.rate)
+            ratio.values.append(i.rate / b.rate if b.rate else math.nan)
+            p99.values.append(percentile(i.latencies_ms, 99))
+            cpu.values.append(i_cpu / max(i.ok, 1) * 1e6)
+            bare_cpu.values.append(b_cpu / max(b.ok, 1) * 1e6)
+            client_cpu.values.append(b.client_cpu)
+            if i.exhausted:
+                out.notes.append("ingest: a run used up its prepared callbacks before its time")
+        peak = serve.vm_hwm_mb()
+    out.metrics += [rate, bare, ratio, p99, cpu, bare_cpu, client_cpu]
+    if client_cpu.median > 0.9 * ctx.client_processes:
+        out.notes.append(
+            "ingest: the client processes were near full CPU during the bare runs, so the bare "
+            "figure is a floor (the ratio errs high); 'CPU per request' compares the servers alone"
+        )
+    _verify(out, settings.storage.database_path, ok_total, failures)
+    return out, peak
+
+
+def _verify(out: Outcome, db: Path, ok_total: int, failures: list[str]) -> None:
+    """Every 2xx must be one applied callback, one succeeded task, one event, one delivery."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+
+        def one(sql: str) -> int:
+            count: int = conn.execute(sql).fetchone()[0]
+            return count
+
+        out.check(NAME, "answers that were not 2xx", "none", "; ".join(failures) or "none")
+        out.check(NAME, "callbacks stored = 2xx", ok_total, one("SELECT count(*) FROM callbacks"))
+        applied = (
+            "SELECT count(*) FROM callbacks WHERE outcome = 'applied' AND verdict = 'verified'"
+        )
+        out.check(NAME, "callbacks applied (verified) = 2xx", ok_total, one(applied))
+        out.check(NAME, "tasks succeeded = 2xx", ok_total,
+                  one("SELECT count(*) FROM tasks WHERE status = 'succeeded'"))  # fmt: skip
+        out.check(NAME, "task.succeeded events = 2xx", ok_total,
+                  one("SELECT count(*) FROM events WHERE type = 'task.succeeded'"))  # fmt: skip
+        out.check(NAME, "deliveries written = 2xx", ok_total,
+                  one("SELECT count(*) FROM deliveries WHERE status = 'pending'"))  # fmt: skip
+    finally:
+        conn.close()

@@ -1,0 +1,94 @@
+"""The table printed at the end, and ``.bench/results.json``.
+
+The table shows each figure's median with the min-max over the runs and its target; the JSON
+keeps every run's value, the checks and the notes, plus what machine and settings produced
+them, so two results files can be compared later without re-running anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from tools.bench.results import Metric, Outcome
+
+
+def number(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _row(m: Metric) -> list[str]:
+    target = "" if m.target is None else f"{m.target[0]} {number(m.target[1])}"
+    verdict = {None: "", True: "pass", False: "FAIL"}[m.passed]
+    spread = f"{number(m.low)}-{number(m.high)}" if m.values else ""
+    return [m.scenario, m.name, f"{number(m.median)} {m.unit}".strip(), spread, target, verdict]
+
+
+def table(outcome: Outcome) -> str:
+    header = ["scenario", "metric", "median", "min-max", "target", "result"]
+    rows = [header, *(_row(m) for m in outcome.metrics)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    failed = [c for c in outcome.checks if not c.ok]
+    lines.append("")
+    lines.append(
+        f"checks: {len(outcome.checks) - len(failed)}/{len(outcome.checks)} passed"
+        + "".join(f"\n  FAILED [{c.scenario}] {c.what}: {c.detail}" for c in failed)
+    )
+    if outcome.notes:
+        lines.append("notes:")
+        lines.extend(f"  - {note}" for note in outcome.notes)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def missed(outcome: Outcome) -> list[str]:
+    """What makes ``--strict`` fail: targets missed and checks failed."""
+    return [f"{m.scenario}: {m.name}" for m in outcome.metrics if m.passed is False] + [
+        f"{c.scenario}: {c.what}" for c in outcome.checks if not c.ok
+    ]
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607
+            cwd=root, capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except OSError:
+        return ""
+    return done.stdout.strip()
+
+
+def write_json(
+    path: Path, outcome: Outcome, *, root: Path, argv: Sequence[str], seconds: float
+) -> None:
+    document = {
+        "argv": list(argv),
+        "commit": _git_commit(root),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "seconds": round(seconds, 1),
+        "metrics": [m.as_dict() for m in outcome.metrics],
+        "checks": [c.as_dict() for c in outcome.checks],
+        "notes": outcome.notes,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
