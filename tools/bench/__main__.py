@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import uvloop
 
-from tools.bench import delivery, ingest, report
+from tools.bench import delivery, ingest, latency, report
 from tools.bench.context import Context
 from tools.bench.load import CLIENT
 from tools.bench.processes import ROOT
 from tools.bench.results import Metric, Outcome
 
-SCENARIOS = ("ingest", "delivery")
+SCENARIOS = ("ingest", "delivery", "latency")
 MEMORY = "5 memory"
 MEMORY_TARGET_MB = 200.0
 
@@ -56,6 +56,7 @@ async def _main(args: argparse.Namespace) -> Outcome:
     steps: dict[str, Callable[[Context], Awaitable[tuple[Outcome, float | None]]]] = {
         "ingest": ingest.run,
         "delivery": delivery.run,
+        "latency": latency.run,
     }
     memories: list[Metric] = []
     try:
