@@ -1,0 +1,218 @@
+"""The service under test as the Procfile runs it: separate ``web`` and ``worker`` processes,
+plus the provider simulator in a process of its own.
+
+The simulator runs alone because it stands for the provider: a real provider keeps its jobs
+(and keeps retrying its callbacks, then answers polls) while our ``web`` is down. Mounted inside
+``web`` it would die with every ``web`` kill, and every task in flight would be lost upstream
+rather than recovered, which is not the failure the soak means to test.
+
+Each process runs in its own session, so a kill takes its whole group and nothing else; output
+goes to one log file per process, appended across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from service.settings import PROJECT_ROOT
+
+
+def free_port() -> int:
+    """A loopback port nobody holds right now (the child binds it a moment later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Ports:
+    web: int
+    simulator: int
+    #: the soak's ingress: the public address callbacks and provider calls are minted on
+    ingress: int
+
+    @classmethod
+    def pick(cls) -> Ports:
+        return cls(free_port(), free_port(), free_port())
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Fresh per run; the soak knows them only to start the processes."""
+
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    simulator: str = field(
+        default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    )
+
+
+def service_env(
+    data_dir: Path, ports: Ports, keys: Secrets, overrides: dict[str, str]
+) -> dict[str, str]:
+    """The dev config, a fresh data dir, the ingress as public URL, and the soak's overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHOOK")}
+    env.update(
+        TASKHOOK_CONFIG=str(PROJECT_ROOT / "config" / "dev.toml"),
+        TASKHOOK_DATA_DIR=str(data_dir),
+        TASKHOOK_SECRET_KEY=keys.secret_key,
+        TASKHOOK_SIMULATOR_SECRET=keys.simulator,
+        TASKHOOK_PUBLIC_URL=f"http://127.0.0.1:{ports.ingress}",
+        TASKHOOK_LOG_FORMAT="json",
+        TASKHOOK_LOG_LEVEL="info",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Proc:
+    """One restartable child process."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    #: a URL answering (anything but a 5xx) once the process serves; None for the worker
+    health_url: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    kills: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        if self.alive:
+            return
+        out: IO[bytes]
+        with self.log.open("ab") as out:
+            out.write(f"\n--- soak: start #{self.starts + 1} at {time.time():.3f}\n".encode())
+            out.flush()
+            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed argv)
+                self.argv,
+                env=self.env,
+                cwd=PROJECT_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.starts += 1
+
+    def kill(self) -> None:
+        """SIGKILL the process group: no shutdown handlers, no flushing, like a crash."""
+        if self.process is None or not self.alive:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.kills += 1
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait (a clean shutdown); SIGKILL if it will not go. The exit code."""
+        if self.process is None:
+            return None
+        if self.alive:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+    async def ready(self, timeout_s: float = 30.0) -> None:
+        """Wait until the process serves (or, for the worker, simply runs)."""
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
+            while True:
+                if not self.alive:
+                    raise RuntimeError(f"{self.name} exited: see {self.log}")
+                if self.health_url is None:
+                    return
+                try:
+                    if (await client.get(self.health_url)).status_code < 500:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} did not come up in {timeout_s} s")
+                await asyncio.sleep(0.1)
+
+
+@dataclass
+class Service:
+    """web, worker and simulator, with the environment they share."""
+
+    env: dict[str, str]
+    ports: Ports
+    logs: Path
+    web: Proc = field(init=False)
+    worker: Proc = field(init=False)
+    simulator: Proc = field(init=False)
+
+    def __post_init__(self) -> None:
+        py = [sys.executable, "-m", "service"]
+        self.web = Proc(
+            "web",
+            [*py, "serve", "--host", "127.0.0.1", "--port", str(self.ports.web)],
+            self.env | {"TASKHOOK__WORKERS__IN_SERVE": "false"},  # as the Procfile's web:
+            self.logs / "web.log",
+            f"http://127.0.0.1:{self.ports.web}/healthz",
+        )
+        self.worker = Proc("worker", [*py, "worker"], self.env, self.logs / "worker.log")
+        self.simulator = Proc(
+            "simulator",
+            [*py, "simulator", "--port", str(self.ports.simulator)],
+            self.env,
+            self.logs / "simulator.log",
+            f"http://127.0.0.1:{self.ports.simulator}/api/v1/jobs/recordInfo?taskId=none",
+        )
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.web}"
+
+    @property
+    def all(self) -> tuple[Proc, ...]:
+        return (self.web, self.worker, self.simulator)
+
+    async def start(self) -> None:
+        for proc in self.all:
+            proc.start()
+        await asyncio.gather(self.web.ready(), self.simulator.ready(), self.worker.ready())
+
+    def stop(self) -> dict[str, int | None]:
+        """Clean shutdown of everything still running; the exit codes by name."""
+        return {proc.name: proc.stop() for proc in (self.worker, self.web, self.simulator)}
+
+    async def cli(self, *args: str) -> str:
+        """``python -m service …`` against the same data dir; its last line of stdout."""
+        return (await self.cli_full(*args)).splitlines()[-1]
+
+    async def cli_full(self, *args: str) -> str:
+        """``python -m service …`` against the same data dir; all of its stdout."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service", *args,
+            env=self.env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"taskhook {' '.join(args)} failed: {err.decode()[-2000:]}")
+        return out.decode().strip()
