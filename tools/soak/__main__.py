@@ -1,0 +1,186 @@
+"""``python -m tools.soak [--minutes N | --quick]``: run the soak and exit non-zero if any check
+fails.
+
+One run: start the processes on fresh ports and a fresh data dir; create the customers; then,
+all at once for the load phase, submit tasks, inject faults, send garbage and let subscribers
+come and go; drain; read everything back and check it. The figures and checks are printed and
+kept in ``report.json`` beside the processes' logs and the database, under ``.soak/`` by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from service.settings import PROJECT_ROOT, load_settings
+from tools.soak import checks_delivery, checks_tasks, db, logs
+from tools.soak.accounts import create_accounts, customers, register
+from tools.soak.api import Api
+from tools.soak.drain import drain, heal
+from tools.soak.faults import Faults
+from tools.soak.forgery import Forgery
+from tools.soak.garbage import Garbage
+from tools.soak.ingress import Ingress
+from tools.soak.load import Load
+from tools.soak.plan import Plan
+from tools.soak.processes import Ports, Secrets, Service, service_env
+from tools.soak.receivers import Receiver
+from tools.soak.report import Check, Report
+from tools.soak.subscribers import Subscribers
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="scripts/soak", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=3.0, help="load phase (default 3)")
+    parser.add_argument("--quick", action="store_true", help="about a minute in all, for CI")
+    parser.add_argument("--seed", type=int, help="random seed (default: new each run)")
+    parser.add_argument("--dir", type=Path, help="where data, logs and report go")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    seed = args.seed if args.seed is not None else random.randrange(2**32)  # noqa: S311
+    plan = Plan.quick(seed) if args.quick else Plan.minutes(args.minutes, seed)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = args.dir or PROJECT_ROOT / ".soak" / f"run-{stamp}"
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    print(f"soak: seed {seed}, load {plan.load_s:.0f} s, files in {run_dir}", flush=True)
+    report = asyncio.run(soak(plan, run_dir))
+    print(report.render(), flush=True)
+    report.save(run_dir / "report.json")
+    return 0 if report.ok else 1
+
+
+async def soak(plan: Plan, run_dir: Path) -> Report:
+    started = time.monotonic()
+    rng = random.Random(plan.seed)  # noqa: S311 (reproducible chaos, not secrets)
+    ports = Ports.pick()
+    env = service_env(run_dir / "data", ports, Secrets(), plan.overrides)
+    settings = load_settings(env)
+    service = Service(env, ports, run_dir / "logs")
+    ingress = Ingress(service.web_url, f"http://127.0.0.1:{ports.simulator}")
+    api = Api(service.web_url)
+    accounts = customers()
+    report = Report()
+    try:
+        await ingress.start(ports.ingress)
+        await service.cli("db", "migrate")
+        revoked = await create_accounts(service, accounts)
+        await service.start()
+        for account in accounts:
+            for spec in account.specs:
+                await register(api, account, spec, rng, plan.silence_s)
+        receivers = [r for a in accounts for r in a.receivers]
+        faults = Faults(service, receivers, rng, plan.fault_every_s)
+        load = Load(api, accounts, rng)
+        forgery = Forgery(ingress, rng)
+        garbage = Garbage(api, accounts, revoked, load, forgery, rng)
+        subscribers = Subscribers(api, accounts, faults, rng, plan.silence_s)
+        since_ms = int(time.time() * 1000) - 1000
+        setup_s = time.monotonic() - started
+        print(f"soak: set up in {setup_s:.1f} s; load for {plan.load_s:.0f} s", flush=True)
+        await asyncio.gather(
+            faults.run(plan.load_s),
+            load.run(plan.load_s, plan.task_rate, settle_s=15),
+            garbage.run(plan.load_s, plan.garbage_rate),
+            subscribers.run(plan.load_s),
+        )
+        load_s = time.monotonic() - started - setup_s
+        print(f"soak: load done in {load_s:.1f} s; draining", flush=True)
+        heal(faults.receivers)
+        await faults.heal()
+        drained = await drain(settings.storage.database_path, api, accounts, since_ms, plan.drain_s)
+        snap = db.read(settings.storage.database_path)
+        report.checks = [
+            checks_tasks.tasks_accounted(snap, load, settings.upstream),
+            checks_tasks.ledgers_legal(snap),
+            await checks_tasks.credits_balance(snap, api, accounts),
+            checks_tasks.callbacks_sound(snap, ingress, forgery),
+            checks_delivery.every_event_delivered(snap, accounts),
+            checks_delivery.delivery_table_sound(snap, settings.delivery),
+            checks_delivery.endpoints_intact(snap, accounts),
+            _processes_check(faults),
+            _garbage_check(garbage),
+            _load_check(load),
+        ]
+        report.sections = {
+            "run": {
+                "seed": plan.seed,
+                "setup s": round(setup_s, 1),
+                "load s": round(load_s, 1),
+                "drain s": drained.seconds,
+                "left open after drain (tasks, pending deliveries)": (
+                    f"{drained.open_tasks}, {drained.pending}"
+                ),
+                "exhausted deliveries recovered": drained.recovered,
+            },
+            "load": load.figures(),
+            "faults": {
+                **dict(sorted(faults.counts.items())),
+                **{f"receiver answers {k}": v for k, v in sorted(_answers(receivers).items())},
+                "process starts": ", ".join(f"{p.name} {p.starts}" for p in service.all),
+            },
+            "subscribers": dict(sorted(subscribers.counts.items())),
+            "garbage": garbage.figures(),
+            "ingress": {f"{k} {s}": n for (k, s), n in sorted(ingress.answers.items())},
+        }
+        report.details["faults"] = [f"t+{at} s {what}" for at, what in faults.log]
+    finally:
+        codes = service.stop()
+        await api.close()
+        await ingress.close()
+        with (run_dir / "receivers.jsonl").open("w") as out:
+            for account in accounts:
+                for receiver in account.receivers:
+                    await receiver.close()
+                    out.writelines(json.dumps(r) + "\n" for r in receiver.records())
+    report.checks.append(logs.scan(run_dir / "logs"))
+    report.sections.setdefault("run", {})["total s"] = round(time.monotonic() - started, 1)
+    report.sections["run"]["exit codes on SIGTERM"] = ", ".join(
+        f"{k} {v}" for k, v in codes.items()
+    )
+    return report
+
+
+def _answers(receivers: list[Receiver]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for r in receivers:
+        total.update({f"{r.profile} {k}": v for k, v in r.answers.items()})
+    return dict(total)
+
+
+def _garbage_check(garbage: Garbage) -> Check:
+    check = Check("garbage never got a 5xx, nor an answer the contract forbids")
+    for r in garbage.results:
+        if r.status is not None and r.status >= 500:
+            check.problems.append(f"5xx: {r.kind} {r.method} {r.path} → {r.status} {r.detail}")
+        elif r.status is not None and not r.expected:
+            check.problems.append(f"{r.kind} {r.method} {r.path} → {r.status} {r.detail}")
+    check.figures["garbage answered"] = sum(1 for r in garbage.results if r.status is not None)
+    return check
+
+
+def _processes_check(faults: Faults) -> Check:
+    check = Check("no process died but those the soak killed")
+    faults.watch()
+    check.problems.extend(
+        f"{what}: {n}" for what, n in faults.counts.items() if what.startswith("unexpected")
+    )
+    return check
+
+
+def _load_check(load: Load) -> Check:
+    check = Check("valid submissions were answered as the contract says")
+    check.problems.extend(load.wrong)
+    return check
+
+
+if __name__ == "__main__":
+    sys.exit(main())
