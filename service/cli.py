@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 import uvicorn
+import uvloop
 
 from service import replay, usecases
 from service.app import build_background, build_upstream, create_app, open_store, provider_client
@@ -97,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "worker":
-        return asyncio.run(_worker(settings))
+        # uvloop, as `serve` runs under: the delivery worker's sends are its hot path.
+        return uvloop.run(_worker(settings))
     if args.command == "simulator":
         return _simulator(settings, args.host, args.port)
     try:
