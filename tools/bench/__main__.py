@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import uvloop
 
-from tools.bench import delivery, ingest, latency, report
+from tools.bench import delivery, ingest, latency, report, scale
 from tools.bench.context import Context
 from tools.bench.load import CLIENT
 from tools.bench.processes import ROOT
 from tools.bench.results import Metric, Outcome
 
-SCENARIOS = ("ingest", "delivery", "latency")
+SCENARIOS = ("ingest", "delivery", "latency", "scale")
 MEMORY = "5 memory"
 MEMORY_TARGET_MB = 200.0
 
@@ -57,6 +57,7 @@ async def _main(args: argparse.Namespace) -> Outcome:
         "ingest": ingest.run,
         "delivery": delivery.run,
         "latency": latency.run,
+        "scale": scale.run,
     }
     memories: list[Metric] = []
     try:
