@@ -4,8 +4,8 @@ It reads the pending deliveries the worker would send (same database, same bodie
 endpoints), signs them all before the clock starts, then POSTs them with one aiohttp session
 limited exactly as the worker's sender is (``concurrency`` in all, ``per_endpoint_concurrency``
 per host:port), ``concurrency`` requests in flight, reading each response as the sender does.
-It runs as its own process on the stdlib asyncio loop, like ``python -m service worker``, and
-prints one JSON line: how many were answered 2xx, and when the first and last answers came.
+It runs as its own process on uvloop, like ``python -m service worker``, and prints one JSON
+line: how many were answered 2xx, and when the first and last answers came.
 
 Run: ``python -m tools.bench.rawsend --db PATH --concurrency 64 --per-host 8``.
 """
@@ -20,6 +20,7 @@ import time
 from collections import Counter
 
 import aiohttp
+import uvloop
 
 from service.core.delivery import Outbound, outbound
 
@@ -91,7 +92,7 @@ def main() -> None:
     parser.add_argument("--per-host", type=int, required=True)
     args = parser.parse_args()
     items = load(args.db)
-    result = asyncio.run(send_all(items, args.concurrency, args.per_host))
+    result = uvloop.run(send_all(items, args.concurrency, args.per_host))
     print(json.dumps(result), flush=True)
 
 
