@@ -76,16 +76,18 @@ def status_of(count: int) -> Callable[[int], TaskStatus]:
 
 
 def plan(count: int, now_ms: int) -> seed.Plan:
+    status = status_of(count)
     in_flight = min(IN_FLIGHT, count)
     finished = count - in_flight
-    # Finished tasks make 5 deliveries; in-flight ones 1-3 (2 on average): replays of finished
-    # tasks' last events make up the difference.
-    short = DELIVERIES_PER_TASK * in_flight - 2 * in_flight
+    # A finished task makes 5 deliveries (4 events to the all-events endpoint, 1 to the other);
+    # one in flight 1-3 (its events so far, to the first only). Replays of finished tasks' last
+    # events make up the difference, so the history holds exactly 5 deliveries per task.
+    in_flight_deliveries = sum(seed.path_length(status(i)) for i in range(finished, count))
+    short = DELIVERIES_PER_TASK * in_flight - in_flight_deliveries
     return seed.Plan(
-        count=count, start_ms=now_ms - SPAN_MS, spacing_ms=SPAN_MS / count,
-        status_of=status_of(count), history=True, retry_every=1000,
-        retry_at_ms=now_ms + 3_600_000, due_from=count - in_flight,
-        replay_every=max(1, finished // max(short, 1)),
+        count=count, start_ms=now_ms - SPAN_MS, spacing_ms=SPAN_MS / count, status_of=status,
+        history=True, retry_every=1000, retry_at_ms=now_ms + 3_600_000, due_from=finished,
+        replays=short, replay_every=max(1, finished // max(short, 1)),
     )  # fmt: skip
 
 

@@ -44,6 +44,13 @@ _PATH = {
     TaskStatus.FAILED: (TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING,
                         TaskStatus.FAILED),
 }  # fmt: skip
+
+
+def path_length(status: TaskStatus) -> int:
+    """How many status events a task in ``status`` has had."""
+    return len(_PATH[status])
+
+
 _HEADERS = to_json(
     {
         "host": "127.0.0.1:8000", "content-type": "application/json",
@@ -143,8 +150,10 @@ class Plan:
     retry_at_ms: int = 0
     #: tasks from this index on have their deliveries pending and due now (not yet sent)
     due_from: int = 1 << 62
-    #: one terminal task in this many has its final event replayed to its first endpoint
-    replay_every: int = 0
+    #: operator replays: the final event of one terminal task in ``replay_every`` is sent again
+    #: to the account's first endpoint, ``replays`` times in all
+    replays: int = 0
+    replay_every: int = 1
     public_base: str = "http://127.0.0.1:8000"
     pool: list[PoolTask] = field(default_factory=list)
 
@@ -217,7 +226,7 @@ def write_tasks(w: Writer, accounts: Sequence[SeedAccount], plan: Plan, ids: Ids
     task_rows, credit_rows, timeline_rows = rows["tasks"], rows["credit_entries"], rows["timeline"]
     callback_rows, event_rows = rows["callbacks"], rows["events"]
     delivery_rows, attempt_rows = rows["deliveries"], rows["attempts"]
-    delivery_no = 0
+    delivery_no = replayed = 0
     for i in range(plan.count):
         account = accounts[i % len(accounts)]
         acct = account.id
@@ -278,8 +287,9 @@ def write_tasks(w: Writer, accounts: Sequence[SeedAccount], plan: Plan, ids: Ids
             counts.events += 1
             targets = [e for e in account.endpoints if e.event_types is None
                        or event_type in e.event_types]  # fmt: skip
-            replay = (plan.replay_every and s in TERMINAL and i % plan.replay_every == 0
+            replay = (replayed < plan.replays and s in TERMINAL and i % plan.replay_every == 0
                       and account.endpoints)  # fmt: skip
+            replayed += bool(replay)
             for n, endpoint in enumerate([*targets, *([account.endpoints[0]] if replay else [])]):
                 manual = int(n >= len(targets))
                 delivery_no += 1
