@@ -22,6 +22,7 @@ from tools.bench.context import Context
 from tools.bench.load import CLIENT
 from tools.bench.processes import ROOT
 from tools.bench.results import Metric, Outcome
+from tools.bench.wrkload import WRK
 
 SCENARIOS = ("ingest", "delivery", "latency", "scale")
 MEMORY = "5 memory"
@@ -52,7 +53,8 @@ async def _main(args: argparse.Namespace) -> Outcome:
     run_dir.mkdir(parents=True)
     ctx = Context.make(ROOT, run_dir, quick=args.quick, runs=args.runs, clients=args.clients)
     total = Outcome()
-    total.notes.append(f"load generator: {CLIENT} (wrk is not on PATH)")
+    closed = f"wrk ({WRK})" if WRK else f"{CLIENT} (wrk is not on PATH)"
+    total.notes.append(f"load generator: closed loops {closed}; open loop {CLIENT}")
     steps: dict[str, Callable[[Context], Awaitable[tuple[Outcome, float | None]]]] = {
         "ingest": ingest.run,
         "delivery": delivery.run,

@@ -25,7 +25,8 @@ from tools.bench import processes, seed
 from tools.bench.callbacks import Callbacks
 from tools.bench.context import Context
 from tools.bench.load import CLIENT, LoadResult, Request, closed_loop_parallel
-from tools.bench.results import Metric, Outcome, percentile
+from tools.bench.results import Metric, Outcome
+from tools.bench.wrkload import WRK, closed_loop_wrk
 
 NAME = "1 ingest"
 #: the most callbacks/s a run is prepared for (more tasks are seeded than any run can use)
@@ -59,7 +60,8 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
     out.notes.append(
         f"ingest: storage.synchronous = {settings.storage.synchronous} (config/default.toml), "
         f"logging {settings.logging.format} at {settings.logging.level} to a file; "
-        f"client: {CLIENT}, {ctx.client_processes} processes, {ctx.concurrency} connections"
+        f"client: {'wrk' if WRK else CLIENT}, {ctx.client_processes} "
+        f"{'threads' if WRK else 'processes'}, {ctx.concurrency} connections"
     )
 
     rate = Metric(NAME, "ingest callbacks/s", "1/s")
@@ -79,6 +81,17 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
         await processes.wait_ready(serve, f"{base}/healthz")
         await processes.wait_ready(bare_proc, f"{bare_base}/healthz")
 
+        async def drive(url: str, requests: list[Request], seconds: float) -> LoadResult:
+            if WRK is not None:
+                return await closed_loop_wrk(
+                    url, requests, concurrency=ctx.concurrency, duration_s=seconds,
+                    threads=ctx.client_processes,
+                )  # fmt: skip
+            return await closed_loop_parallel(
+                ctx.clients, ctx.client_processes, url, requests,
+                concurrency=ctx.concurrency, duration_s=seconds,
+            )  # fmt: skip
+
         async def ingest_once(seconds: float, best: float) -> tuple[LoadResult, float]:
             nonlocal used, ok_total
             size = math.ceil(min(CAP_PER_S, max(1000.0, 2 * best)) * seconds)
@@ -86,10 +99,7 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
             requests = callbacks.completions(pool[used : used + size])
             used += size
             cpu0 = serve.cpu_seconds()
-            result = await closed_loop_parallel(
-                ctx.clients, ctx.client_processes, base, requests,
-                concurrency=ctx.concurrency, duration_s=seconds,
-            )  # fmt: skip
+            result = await drive(base, requests, seconds)
             ok_total += result.ok
             if result.failed:
                 failures.append(f"{dict(result.statuses)} {dict(result.errors)}")
@@ -101,10 +111,7 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
         async def bare_once(seconds: float) -> tuple[LoadResult, float]:
             requests = samples * math.ceil(BARE_CAP_PER_S * seconds / len(samples))
             cpu0 = bare_proc.cpu_seconds()
-            result = await closed_loop_parallel(
-                ctx.clients, ctx.client_processes, bare_base, requests,
-                concurrency=ctx.concurrency, duration_s=seconds,
-            )  # fmt: skip
+            result = await drive(bare_base, requests, seconds)
             return result, bare_proc.cpu_seconds() - cpu0
 
         await bare_once(ctx.warmup_seconds)
@@ -117,7 +124,7 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
             bare.values.append(b.rate)
             rate.values.append(i.rate)
             ratio.values.append(i.rate / b.rate if b.rate else math.nan)
-            p99.values.append(percentile(i.latencies_ms, 99))
+            p99.values.append(i.latency_p(99))
             cpu.values.append(i_cpu / max(i.ok, 1) * 1e6)
             bare_cpu.values.append(b_cpu / max(b.ok, 1) * 1e6)
             client_cpu.values.append(b.client_cpu)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import uvloop
 
+from tools.bench.results import percentile
+
 CLIENT = "aiohttp (Python asyncio)"
 
 
@@ -54,6 +56,14 @@ class LoadResult:
     #: wall-clock span of the run (to combine the results of several client processes)
     started_wall: float = 0.0
     finished_wall: float = 0.0
+    #: latency percentiles (ms) a client reported itself, when it keeps no per-request list
+    percentiles: dict[int, float] = field(default_factory=dict)
+
+    def latency_p(self, q: int) -> float:
+        """The ``q``-th percentile of the 2xx answers' latency, in ms."""
+        if q in self.percentiles:
+            return self.percentiles[q]
+        return percentile(self.latencies_ms, q)
 
     @property
     def rate(self) -> float:
