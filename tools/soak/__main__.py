@@ -72,8 +72,7 @@ async def soak(plan: Plan, run_dir: Path) -> Report:
     try:
         await ingress.start(ports.ingress)
         await service.cli("db", "migrate")
-        revoked = await create_accounts(service, accounts)
-        await service.start()
+        revoked, _ = await asyncio.gather(create_accounts(service, accounts), service.start())
         for account in accounts:
             for spec in account.specs:
                 await register(api, account, spec, rng, plan.silence_s)

@@ -24,6 +24,9 @@ from tools.soak.report import Check
 #: an event this close to its endpoint's creation may or may not have seen it (the two
 #: transactions raced for the write lock); such pairs are owed only if a delivery row says so
 RACE_MS = 10_000
+#: after a rotation, copies must carry both signatures (old and new) once claims made before it
+#: are through: a lease and a request timeout
+ROTATION_S = 15
 #: slack for "overdue" and "past its lease": a worker round and a restart
 GRACE_MS = 15_000
 
@@ -76,7 +79,7 @@ def every_event_delivered(snap: Snapshot, accounts: list[Account]) -> Check:
     owed |= {pair for pair in rows if _healthy(endpoints[pair[1]])}
 
     accepted: Counter[tuple[str, str]] = Counter()
-    copies = refused = unverified = 0
+    copies = refused = unverified = rotated = 0
     for endpoint_id, receiver in receivers.items():
         for copy in receiver.copies:
             copies += 1
@@ -86,9 +89,13 @@ def every_event_delivered(snap: Snapshot, accounts: list[Account]) -> Check:
                 check.problems.append(f"{receiver.name}: got {copy.webhook_id!r}, not its event")
                 continue
             payload_sha = hashlib.sha256(found["payload"].encode()).hexdigest()
-            if copy.verified is not True:
+            if not copy.verified_by:
                 unverified += 1
                 check.problems.append(f"{pair}: a copy failed standardwebhooks verification")
+            elif len(receiver.secrets) > 1 and copy.at > receiver.secrets[-1][1] + ROTATION_S:
+                both = set(copy.verified_by) == set(range(len(receiver.secrets)))
+                rotated += 1
+                check.expect(both, f"{pair}: signed by secrets {copy.verified_by} after rotation")
             check.expect(copy.body_sha256 == payload_sha, f"{pair}: body is not the event's")
             check.expect(pair in rows, f"{pair}: arrived without a delivery row")
             if copy.accepted:
@@ -119,6 +126,7 @@ def every_event_delivered(snap: Snapshot, accounts: list[Account]) -> Check:
         "copies received": copies,
         "copies refused by a faulty receiver": refused,
         "copies failing verification": unverified,
+        "copies verified with both secrets after a rotation": rotated,
         "copies accepted": sum(accepted.values()),
         "duplicates (accepted copies beyond the first)": sum(n - 1 for n in accepted.values() if n),
         "losses": len(lost),

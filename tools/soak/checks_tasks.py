@@ -245,6 +245,7 @@ def callbacks_sound(snap: Snapshot, ingress: Ingress, forgery: Forgery) -> Check
     check = Check("no forged or replayed callback changed anything")
     tasks = snap.by_id("tasks")
     outcomes: Counter[str] = Counter()
+    replayed = 0
     for task_id, records in snap.callbacks_by_task.items():
         task = tasks[task_id]
         applied = [r for r in records if r["outcome"] == "applied"]
@@ -265,6 +266,12 @@ def callbacks_sound(snap: Snapshot, ingress: Ingress, forgery: Forgery) -> Check
             e for e in snap.timeline_by_task.get(task_id, [])
             if e["kind"] == "callback" and e["outcome"] == "applied"
         ]  # fmt: skip
+        replays = [e for e in snap.timeline_by_task.get(task_id, []) if e["source"] == "replay"]
+        replayed += len(replays)
+        check.expect(
+            all(e["outcome"] != "applied" for e in replays),
+            f"{task_id}: a re-applied callback moved it again: {[e['id'] for e in replays]}",
+        )
         check.expect(
             len(moves) == len(applied),
             f"{task_id}: {len(moves)} callback moves in the timeline, {len(applied)} applied",
@@ -284,5 +291,6 @@ def callbacks_sound(snap: Snapshot, ingress: Ingress, forgery: Forgery) -> Check
         **{f"provider callbacks answered {k}": v for k, v in sorted(genuine.items())},
         **{f"logged {k}": v for k, v in sorted(outcomes.items())},
         "forged callbacks sent": sum(forgery.counts.values()),
+        "callbacks re-applied through the API (no effect allowed)": replayed,
     }
     return check

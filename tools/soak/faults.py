@@ -76,6 +76,7 @@ class Faults:
         elif choice == "both":
             async with self.lock:
                 self._note("kill worker+web")
+                self.counts["kill worker and web at once"] += 1
                 await asyncio.gather(
                     self._crash(self.service.worker, self.rng.uniform(0.5, 3.0), note=False),
                     self._crash(self.service.web, self.rng.uniform(0.5, 3.0), note=False),

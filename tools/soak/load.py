@@ -5,7 +5,8 @@ answer (it was killed) — which is exactly the case idempotency keys exist for.
 Every answer is kept. A submission is *accepted* once any attempt answered 202 with a task;
 from then on the service owes that task a terminal status, a balanced ledger and its events.
 A few accepted submissions are sent once more on purpose: the same body must return the same
-task (``Idempotent-Replayed``), another body must be refused (409).
+task (``Idempotent-Replayed``), another body must be refused (409); and a few are sent twice at
+once, as a double click would, and must still make one task.
 """
 
 from __future__ import annotations
@@ -112,8 +113,13 @@ class Load:
         )
 
     async def _submit(self, sub: Submission, deadline: float) -> None:
+        twin = self.rng.random() < 0.05
         while True:
-            answer = await self._post(sub, sub.body)
+            if twin:
+                answer = await self._twins(sub)
+                twin = False
+            else:
+                answer = await self._post(sub, sub.body)
             sub.answers.append("no answer" if answer.status is None else str(answer.status))
             if answer.status == 202:
                 sub.task_id, sub.cost = answer.field("id"), answer.field("cost_credits")
@@ -134,6 +140,18 @@ class Load:
             await self._resend_same(sub)
         elif roll < 0.13:
             await self._resend_other(sub)
+
+    async def _twins(self, sub: Submission) -> Answer:
+        """The same request twice at once: both answers, if any, name the same task."""
+        first, second = await asyncio.gather(self._post(sub, sub.body), self._post(sub, sub.body))
+        ids = {a.field("id") for a in (first, second) if a.status == 202}
+        if len(ids) > 1:
+            self.wrong.append(f"twin submissions of {sub.idem_key} made tasks {sorted(ids)}")
+        answers = sorted(str(a.status or "no answer") for a in (first, second))
+        self.resends[
+            "concurrent twins: " + ("one task" if len(ids) == 1 else "/".join(answers))
+        ] += 1
+        return first if first.status == 202 or second.status != 202 else second
 
     async def _resend_same(self, sub: Submission) -> None:
         """The same key and body again: the same task, marked as a replay."""

@@ -61,8 +61,8 @@ class Copy:
     event_type: str | None
     answer: str
     at: float
-    #: None until the endpoint's secret is known
-    verified: bool | None = None
+    #: which of the endpoint's secrets (by the order we learned them) verify this copy
+    verified_by: list[int] = field(default_factory=list)
     #: answered 2xx, the response written out
     accepted: bool = False
 
@@ -75,7 +75,8 @@ class Receiver:
     #: how long a "timeout" answer stays silent: past the sender's request timeout
     silence_s: float
     port: int = 0
-    secret: str | None = None
+    #: every secret the endpoint has had, oldest first, with when we learned it (time.time())
+    secrets: list[tuple[str, float]] = field(default_factory=list)
     endpoint_id: str | None = None
     #: the subscription as registered (None: everything)
     event_types: list[str] | None = None
@@ -100,7 +101,7 @@ class Receiver:
         self.port = self._server.sockets[0].getsockname()[1]
         self.down_since = None
 
-    async def go_down(self) -> None:
+    async def go_down(self, *, outage: bool = True) -> None:
         """Stop listening and cut every open connection: the subscriber's host is gone."""
         if self._server is None:
             return
@@ -111,29 +112,32 @@ class Receiver:
             await asyncio.wait_for(self._server.wait_closed(), 2)
         self._server = None
         self.down_since = time.monotonic()
-        self.answers["down"] += 1
+        if outage:
+            self.answers["down"] += 1
 
     async def come_up(self) -> None:
         if self._server is None:
             await self.start()
 
     async def close(self) -> None:
-        await self.go_down()
+        await self.go_down(outage=False)
 
     def learn_secret(self, endpoint_id: str, secret: str) -> None:
-        """The endpoint is registered: check what arrived before its secret was known."""
-        self.endpoint_id, self.secret = endpoint_id, secret
+        """The endpoint was registered, or its secret rotated: check again what arrived signed
+        with a secret we did not know yet (what was verified stays verified)."""
+        self.endpoint_id = endpoint_id
+        self.secrets.append((secret, time.time()))
         pending, self._unverified = self._unverified, []
         for copy, body, headers in pending:
-            copy.verified = self._verify(body, headers)
+            self._check(copy, body, headers)
 
-    def _verify(self, body: bytes, headers: dict[str, str]) -> bool:
-        assert self.secret is not None
-        try:
-            Webhook(self.secret).verify(body, headers)
-        except (WebhookVerificationError, ValueError):
-            return False
-        return True
+    def _check(self, copy: Copy, body: bytes, headers: dict[str, str]) -> None:
+        """Record which known secrets verify ``copy``; keep it for later if none does (yet)."""
+        copy.verified_by = [
+            i for i, (secret, _) in enumerate(self.secrets) if _verifies(secret, body, headers)
+        ]
+        if not copy.verified_by:
+            self._unverified.append((copy, body, headers))
 
     def records(self) -> list[dict[str, object]]:
         """Every copy, for ``receivers.jsonl`` (the evidence behind the delivery figures)."""
@@ -190,10 +194,7 @@ class Receiver:
             answer=answer,
             at=time.time(),
         )
-        if self.secret is not None:
-            copy.verified = self._verify(body, headers)
-        else:
-            self._unverified.append((copy, body, headers))
+        self._check(copy, body, headers)
         self.copies.append(copy)
         self.answers[answer] += 1
         if answer == "close":
@@ -215,6 +216,15 @@ class Receiver:
         await writer.drain()
         copy.accepted = 200 <= status < 300
         return True
+
+
+def _verifies(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+    """The reference implementation's verdict (signature and a 5-minute timestamp window)."""
+    try:
+        Webhook(secret).verify(body, headers)
+    except (WebhookVerificationError, ValueError):
+        return False
+    return True
 
 
 def _event_type(body: bytes) -> str | None:
