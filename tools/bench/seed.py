@@ -18,6 +18,7 @@ import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -159,7 +160,10 @@ class Plan:
 
 
 class Writer:
-    """Buffered ``executemany`` into one connection, parents flushed before children."""
+    """Buffered ``executemany`` into one connection, parents flushed before children.
+
+    Inserting runs in a thread while the next batch is made: sqlite3 lets go of the GIL while
+    SQLite works, so building rows and writing them share the two cores."""
 
     ORDER = ("tasks", "credit_entries", "timeline", "callbacks", "events", "deliveries",
              "attempts")  # fmt: skip
@@ -172,24 +176,43 @@ class Writer:
         self.conn = conn
         self.rows: dict[str, list[tuple[object, ...]]] = {t: [] for t in self.ORDER}
         self.flush_rows = flush_rows
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="bench-seed")
+        self._writing: Future[None] | None = None
 
     def maybe_flush(self) -> None:
         if len(self.rows["deliveries"]) + len(self.rows["tasks"]) >= self.flush_rows:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the buffered rows to the writing thread (after the previous batch is in)."""
+        batch = {table: rows[:] for table, rows in self.rows.items() if rows}
+        for rows in self.rows.values():
+            rows.clear()
+        self.wait()
+        self._writing = self._thread.submit(self._insert, batch)
+
+    def wait(self) -> None:
+        if self._writing is not None:
+            self._writing.result()
+            self._writing = None
+
+    def close(self) -> None:
+        self.flush()
+        self.wait()
+        self._thread.shutdown()
+
+    def _insert(self, batch: dict[str, list[tuple[object, ...]]]) -> None:
         for table in self.ORDER:
-            rows = self.rows[table]
-            if rows:
+            if table in batch:
                 marks = ", ".join("?" * self.SQL[table])
-                self.conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)  # noqa: S608
-                rows.clear()
+                sql = f"INSERT INTO {table} VALUES ({marks})"  # noqa: S608
+                self.conn.executemany(sql, batch[table])
 
 
 def open_bulk(path: Path) -> tuple[sqlite3.Connection, list[str]]:
     """A connection for bulk loading, with the secondary indexes dropped; returns it and the
     ``CREATE INDEX`` statements to run afterwards (``finish_bulk``)."""
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = OFF")
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -322,7 +345,7 @@ def write_tasks(w: Writer, accounts: Sequence[SeedAccount], plan: Plan, ids: Ids
                     counts.attempts += 1
                 counts.deliveries += 1
         w.maybe_flush()
-    w.flush()
+    w.close()
     return counts
 
 
@@ -356,10 +379,12 @@ async def build(
     path.parent.mkdir(parents=True, exist_ok=True)
     made = await prepare(tmp, accounts, clock)
     conn, indexes = open_bulk(tmp)
+    writer = Writer(conn)
     try:
-        counts = write_tasks(Writer(conn), made, plan, Ids())
+        counts = write_tasks(writer, made, plan, Ids())
         finish_bulk(conn, indexes)
     except BaseException:
+        writer.close()
         conn.close()
         raise
     os.replace(tmp, path)

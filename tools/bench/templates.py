@@ -71,11 +71,12 @@ class Step:
             self.payload.replace(TASK_ID, task_id)
             .replace(PTID, ptid)
             .replace(_CREATED_RFC, created_rfc)
-            .replace(to_rfc3339(STEP_MS[self.status]), step_rfc)
+            .replace(_STEP_RFC[self.status], step_rfc)
         )
 
 
 _CREATED_RFC = to_rfc3339(CREATED_MS)
+_STEP_RFC = {status: to_rfc3339(ms) for status, ms in STEP_MS.items()}
 
 
 def spec() -> TaskSpec:
