@@ -36,7 +36,7 @@ ACCOUNTS = 4
 SPAN_MS = 30 * 86_400_000
 _IN_FLIGHT_CYCLE = (TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING)
 #: the version of what a build writes (rows, payload templates, ids): part of the cache key
-SHAPE = "scale-v1"
+SHAPE = "scale-v2"
 
 
 @dataclass(frozen=True)

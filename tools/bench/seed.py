@@ -59,7 +59,7 @@ _HEADERS = to_json(
         "webhook-signature": "v1," + "A" * 43 + "=", "content-length": "900",
     }
 )  # fmt: skip
-_TOKEN = "I" * 120  # the length of a minted callback token, inside stored callback bodies
+_TOKEN = "I" * 84  # as long as a minted callback token (inside stored callback bodies)
 
 
 @dataclass(frozen=True)
