@@ -10,6 +10,7 @@ cached in ``.bench/cache/``.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -53,6 +54,7 @@ async def _main(args: argparse.Namespace) -> Outcome:
     run_dir.mkdir(parents=True)
     ctx = Context.make(ROOT, run_dir, quick=args.quick, runs=args.runs, clients=args.clients)
     total = Outcome()
+    load_before = os.getloadavg()[0]
     closed = f"wrk ({WRK})" if WRK else f"{CLIENT} (wrk is not on PATH)"
     total.notes.append(f"load generator: closed loops {closed}; open loop {CLIENT}")
     steps: dict[str, Callable[[Context], Awaitable[tuple[Outcome, float | None]]]] = {
@@ -79,6 +81,10 @@ async def _main(args: argparse.Namespace) -> Outcome:
     finally:
         ctx.clients.shutdown()
     total.metrics.extend(memories)
+    total.notes.append(
+        f"machine: {os.cpu_count()} CPUs; 1-minute load average {load_before:.2f} at the start, "
+        f"{os.getloadavg()[0]:.2f} at the end (other work on the machine moves every figure)"
+    )
     return total
 
 
