@@ -1,22 +1,27 @@
-"""SQLite connections: one writer with group commit, and one reader.
+"""SQLite connections: one writer with group commit, and readers.
 
-WAL mode lets the reader (aiosqlite, its own thread: a long read never stalls the event loop)
-see the last committed state while the writer works.
+Statements run inline, on the event loop's thread (see ``inline``): an indexed read or write
+takes a few microseconds, where a hop to a thread and back costs far more, and under load each
+hop waits its turn for a core. Only what can *wait* leaves the loop: taking SQLite's write lock
+when another process holds it, the fsync of ``COMMIT``, and reads that walk many rows (the
+``/metrics`` counts, a recovery's event list), which use ``scan_reader`` (aiosqlite, its own
+thread). WAL mode lets readers see the last committed state while the writer works.
 
-The writer runs its statements inline (see ``inline``) and commits in groups. Every write goes
-through :meth:`Database.transaction`, which holds a lock for the body of one transaction. The
-first transaction of a group takes SQLite's write lock (``BEGIN IMMEDIATE``, in the writer's
-thread, since it may wait for another process); each transaction is a ``SAVEPOINT`` inside the
-group, so one that raises is undone alone; when no other transaction is queued for the lock,
-one ``COMMIT`` — one fsync, in the writer's thread — makes the whole group durable. Nobody's
-``transaction()`` block is left before that ``COMMIT`` succeeded: a 2xx sent after it still
-means the row is on disk. Under load, the transactions that queued while one group committed
-form the next group, so the number of fsyncs per second stays flat as requests grow.
+Every write goes through :meth:`Database.transaction`, which holds a lock for the body of one
+transaction. The first transaction of a group takes SQLite's write lock (``BEGIN IMMEDIATE``:
+inline when it is free, else in the writer's thread, which may wait up to the busy timeout);
+each transaction is a ``SAVEPOINT`` inside the group, so one that raises is undone alone; when
+no other transaction is queued for the lock, one ``COMMIT`` — one fsync, in the writer's
+thread — makes the whole group durable. Nobody's ``transaction()`` block is left before that
+``COMMIT`` succeeded: a 2xx sent after it still means the row is on disk. Under load, the
+transactions that queued while one group committed form the next group, so the number of
+fsyncs per second stays flat as requests grow.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -44,16 +49,21 @@ class Database:
         self._committing: set[asyncio.Task[None]] = set()
         self._thread: ThreadPoolExecutor | None = None
         self._writer: InlineConnection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._reader: InlineConnection | None = None
+        self._scan_reader: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="taskhook-writer")
-        self._writer = InlineConnection(await self._in_thread(self._connect_writer))
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        self._reader.row_factory = sqlite3.Row
+        # The writer never waits inline: a busy write lock sends BEGIN to the thread instead.
+        writer = await self._in_thread(self._connect, "journal_mode = WAL", "busy_timeout = 0")
+        self._writer = InlineConnection(writer)
+        self._reader = InlineConnection(await self._in_thread(self._connect, "query_only = ON"))
+        self._scan_reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._scan_reader.row_factory = sqlite3.Row
         for statement in (*self._pragmas(), "query_only = ON"):
-            await _pragma(self._reader, statement)
+            async with self._scan_reader.execute(f"PRAGMA {statement}") as cursor:
+                await cursor.fetchall()
 
     def _pragmas(self) -> tuple[str, ...]:
         return (
@@ -62,10 +72,10 @@ class Database:
             "foreign_keys = ON",
         )
 
-    def _connect_writer(self) -> sqlite3.Connection:
+    def _connect(self, *extra: str) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        for statement in (*self._pragmas(), "journal_mode = WAL"):
+        for statement in (*self._pragmas(), *extra):
             # Fetch and close: a PRAGMA's unread result row keeps its statement open, and an
             # open statement holds a lock that makes the next connection's first one wait.
             conn.execute(f"PRAGMA {statement}").fetchall()
@@ -74,20 +84,29 @@ class Database:
     async def close(self) -> None:
         while self._committing:
             await asyncio.gather(*self._committing, return_exceptions=True)
-        if self._reader is not None:
-            await self._reader.close()
-        if self._writer is not None:
-            await self._in_thread(self._writer.raw.close)
+        if self._scan_reader is not None:
+            await self._scan_reader.close()
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await self._in_thread(conn.raw.close)
         if self._thread is not None:
             self._thread.shutdown(wait=True)
-        self._reader = self._writer = None
+        self._reader = self._writer = self._scan_reader = None
         self._thread = None
 
     @property
-    def reader(self) -> aiosqlite.Connection:
+    def reader(self) -> InlineConnection:
+        """For indexed reads: run inline, like the writer's statements."""
         if self._reader is None:
             raise StoreError("the database is not open")
         return self._reader
+
+    @property
+    def scan_reader(self) -> aiosqlite.Connection:
+        """For reads that may walk many rows: run in aiosqlite's thread, off the loop."""
+        if self._scan_reader is None:
+            raise StoreError("the database is not open")
+        return self._scan_reader
 
     @property
     def writer(self) -> InlineConnection:
@@ -101,7 +120,9 @@ class Database:
         async with self._lock:
             if self._group is not None:  # pragma: no cover - groups commit before releasing
                 raise StoreError("a group transaction is open")
-            return await self._in_thread(work, self.writer.raw)
+            return await self._in_thread(
+                _waiting_up_to, self._busy_timeout_ms, work, self.writer.raw
+            )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[InlineConnection]:
@@ -133,12 +154,28 @@ class Database:
 
     async def _join(self) -> asyncio.Future[None]:
         if self._group is None:
+            conn = self.writer.raw
             try:
-                await self._in_thread(_begin, self.writer.raw)
-            except sqlite3.OperationalError as exc:
-                raise StoreBusy("The database is busy; retry shortly.") from exc
+                _begin(conn)
+            except sqlite3.OperationalError:  # another process holds the write lock: wait
+                await self._begin_waiting(conn)
             self._group = asyncio.get_running_loop().create_future()
         return self._group
+
+    async def _begin_waiting(self, conn: sqlite3.Connection) -> None:
+        began = asyncio.ensure_future(
+            self._in_thread(_waiting_up_to, self._busy_timeout_ms, _begin, conn)
+        )
+        try:
+            await asyncio.shield(began)
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy("The database is busy; retry shortly.") from exc
+        except asyncio.CancelledError:
+            # Keep the lock until the thread is done with the connection, then undo its BEGIN.
+            with contextlib.suppress(sqlite3.Error):
+                await began
+                conn.execute("ROLLBACK")
+            raise
 
     def _undo(self, conn: InlineConnection, group: asyncio.Future[None]) -> None:
         try:
@@ -204,6 +241,18 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
 
+def _waiting_up_to(
+    timeout_ms: int, work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection
+) -> T:
+    """``work`` with SQLite's busy handler waiting up to ``timeout_ms`` (in the writer's
+    thread; inline, the writer's timeout is 0)."""
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}").fetchall()
+    try:
+        return work(conn)
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0").fetchall()
+
+
 def _begin(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:  # left by a caller cancelled while its BEGIN was on the way
         conn.execute("ROLLBACK")
@@ -217,8 +266,3 @@ def _commit(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-
-
-async def _pragma(conn: aiosqlite.Connection, statement: str) -> None:
-    async with conn.execute(f"PRAGMA {statement}") as cursor:
-        await cursor.fetchall()

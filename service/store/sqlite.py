@@ -69,7 +69,7 @@ class SqliteStore:
             pass
 
     async def ops_counts(self, now_ms: int) -> OpsCounts:
-        return await self._r.ops_counts(now_ms)
+        return await Queries(self.db.scan_reader).ops_counts(now_ms)
 
     async def get_account(self, account_id: str) -> Account | None:
         return await self._r.get_account(account_id)
@@ -161,7 +161,7 @@ class SqliteStore:
         return await self._r.get_callback_by_id(callback_id)
 
     async def recoverable_events(self, endpoint_id: str, since: int, until: int) -> list[Event]:
-        return await self._r.recoverable_events(endpoint_id, since, until)
+        return await Queries(self.db.scan_reader).recoverable_events(endpoint_id, since, until)
 
     async def list_events(
         self, account_id: str, where: EventFilter, page: PageRequest

@@ -146,3 +146,32 @@ async def test_a_failed_commit_fails_every_member_of_the_group(db: Database) -> 
     assert _on_disk(db.path) == set()
     await _write(db, 3)  # the writer is usable again
     assert _on_disk(db.path) == {3}
+
+
+async def test_a_write_lock_held_by_another_process_is_waited_for_off_the_loop(
+    db: Database,
+) -> None:
+    """Another connection holds the write lock for a while: the transaction waits for it (in the
+    writer's thread), and the event loop keeps running meanwhile."""
+    other = sqlite3.connect(db.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    async def let_go() -> None:
+        await asyncio.sleep(0.2)
+        other.execute("ROLLBACK")
+
+    clock = asyncio.create_task(ticking())
+    try:
+        await asyncio.gather(_write(db, 1), let_go())
+    finally:
+        clock.cancel()
+        other.close()
+    assert _on_disk(db.path) == {1}
+    assert ticks >= 10  # the loop was not blocked while the lock was held
