@@ -119,7 +119,8 @@ async def register(
         body["event_types"] = spec.event_types
     if spec.own_secret:
         body["secret"] = new_secret()
-    # The caller holds the faults' lock, so web is up: no retry, which could register twice.
+    # Web is up and stays up (faults have not started, or the caller holds their lock): no
+    # retry, which could register the endpoint twice.
     answer = await api.call("POST", "/v1/endpoints", key=account.key, body=body)
     if answer.status != 201:
         raise RuntimeError(f"registering {receiver.name}: {answer.status} {answer.body}")

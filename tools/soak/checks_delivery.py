@@ -192,6 +192,11 @@ def delivery_table_sound(snap: Snapshot, settings: DeliverySettings) -> Check:
                 check.expect(
                     lease + GRACE_MS > now, f"{d['id']}: claimed {now - lease} ms past its lease"
                 )
+                check.expect(
+                    lease - now < settings.lease_seconds * 1000 + GRACE_MS,
+                    f"{d['id']}: leased for {lease - now} ms more, the lease is"
+                    f" {settings.lease_seconds} s",
+                )
             else:
                 due = d["next_attempt_at"]
                 check.expect(due + GRACE_MS > now, f"{d['id']}: pending, due {now - due} ms ago")

@@ -132,6 +132,10 @@ class Garbage:
         return Case("bad auth", method, path, frozenset({401, 431, 400}), None, headers, content)
 
     def _bad_task_body(self) -> Case:
+        if self.rng.random() < 0.2:  # a valid body, an Idempotency-Key that is not one
+            key = self.rng.choice(["", "k" * 256, "a\tb"])
+            return Case("bad idempotency key", "POST", "/v1/tasks", frozenset({400}),
+                        self._me().key, {**JSON, "Idempotency-Key": key}, _json(VALID))  # fmt: skip
         body = self.rng.choice(BAD_TASKS)
         return Case("invalid task", "POST", "/v1/tasks", frozenset({422}), self._me().key, JSON,
                     _json(body))  # fmt: skip
@@ -190,9 +194,9 @@ class Garbage:
                 "delivery": [("GET", f"/v1/deliveries/{oid}/attempts")],
             }[kind]
         )  # fmt: skip
-        if kind == "task" and self.rng.random() < 0.3:
-            return Case("foreign id", "GET", f"/v1/callbacks?task_id={oid}", frozenset({200}),
-                        me.key, check=empty_list)  # fmt: skip
+        if kind == "task" and self.rng.random() < 0.3:  # as a filter: nothing of theirs shows
+            path = self.rng.choice([f"/v1/callbacks?task_id={oid}", f"/v1/events?task_id={oid}"])
+            return Case("foreign id", "GET", path, frozenset({200}), me.key, check=empty_list)
         content: bytes | None = None
         headers: dict[str, str] = {}
         if method == "PATCH":

@@ -23,7 +23,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import httpx
 
@@ -100,7 +99,6 @@ class Proc:
     def start(self) -> None:
         if self.alive:
             return
-        out: IO[bytes]
         with self.log.open("ab") as out:
             out.write(f"\n--- soak: start #{self.starts + 1} at {time.time():.3f}\n".encode())
             out.flush()
