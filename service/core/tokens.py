@@ -9,7 +9,7 @@ newest and accepted under any, so the secret key can rotate without orphaning ta
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
@@ -23,6 +23,17 @@ class TokenInvalid(Unauthorized):
     code = "invalid_token"
 
 
+class _ClockedSigner(TimestampSigner):
+    """A signer whose clock is ours (tests move it; minting dates a token by its task)."""
+
+    def __init__(self, *args: Any, now_s: Callable[[], int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._now_s = now_s
+
+    def get_timestamp(self) -> int:
+        return self._now_s()
+
+
 class CallbackTokens:
     def __init__(self, keys: Sequence[str], max_age_s: int, clock: Clock) -> None:
         if not keys:
@@ -31,29 +42,36 @@ class CallbackTokens:
         self._max_age_s = max_age_s
         self._clock = clock
 
-    def _serializer(self, provider: str, at_ms: int) -> URLSafeTimedSerializer:
-        class Signer(TimestampSigner):
-            def get_timestamp(self) -> int:
-                return at_ms // 1000
+        self._readers: dict[str, URLSafeTimedSerializer] = {}
 
+    def _serializer(self, provider: str, now_s: Callable[[], int]) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(
             self._keys,
             salt=f"taskhook.callback.{provider}",
-            signer=Signer,
-            signer_kwargs={"digest_method": hashlib.sha256},
+            signer=_ClockedSigner,
+            signer_kwargs={"digest_method": hashlib.sha256, "now_s": now_s},
         )
+
+    def _reader(self, provider: str) -> URLSafeTimedSerializer:
+        """One per provider, kept: reading is on every callback's path, and building a
+        serializer costs more than checking a token."""
+        reader = self._readers.get(provider)
+        if reader is None:
+            reader = self._readers[provider] = self._serializer(
+                provider, lambda: self._clock() // 1000
+            )
+        return reader
 
     def mint(self, provider: str, task_id: str, issued_at_ms: int) -> str:
         """A token for ``task_id``, dated ``issued_at_ms`` (the task's creation): the same task
         always gets the same URL, so a provider sees one callback URL across our retries."""
-        token: Any = self._serializer(provider, issued_at_ms).dumps(task_id)
+        token: Any = self._serializer(provider, lambda: issued_at_ms // 1000).dumps(task_id)
         return str(token)
 
     def read(self, provider: str, token: str) -> str:
         """The task id a token names; ``TokenInvalid`` (401) if forged, altered or expired."""
         try:
-            serializer = self._serializer(provider, self._clock())
-            task_id = serializer.loads(token, max_age=self._max_age_s)
+            task_id = self._reader(provider).loads(token, max_age=self._max_age_s)
         except (BadData, UnicodeError, ValueError):
             raise TokenInvalid("The callback token is not valid.") from None
         if not isinstance(task_id, str) or not is_id(task_id, "task"):
