@@ -19,6 +19,8 @@ from service.core.delivery import Outbound
 from service.delivery.ssrf import TargetPolicy, UnsafeTarget, check_url, guarded_connector
 from service.settings import DeliverySettings
 
+_VERDICTS_KEPT = 4096
+
 
 @dataclass(frozen=True)
 class AttemptResult:
@@ -47,6 +49,9 @@ class Sender:
         self._settings = settings
         self._policy = policy
         self._session: aiohttp.ClientSession | None = None
+        #: ``check_url``'s verdict per URL (``None``: safe): the policy is fixed for the
+        #: sender's life and the same few URLs come round on every delivery
+        self._verdicts: dict[str, UnsafeTarget | None] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -67,6 +72,19 @@ class Sender:
             await self._session.close()
             self._session = None
 
+    def _check(self, url: str) -> None:
+        if url not in self._verdicts:
+            if len(self._verdicts) >= _VERDICTS_KEPT:
+                self._verdicts.clear()
+            try:
+                check_url(url, self._policy)
+                self._verdicts[url] = None
+            except UnsafeTarget as exc:
+                self._verdicts[url] = exc
+        refused = self._verdicts[url]
+        if refused is not None:
+            raise UnsafeTarget(refused.message)
+
     async def send(self, url: str, out: Outbound) -> AttemptResult:
         """POST once; every outcome, including an exception, becomes an ``AttemptResult``."""
         started = time.perf_counter()
@@ -75,7 +93,7 @@ class Sender:
             return round((time.perf_counter() - started) * 1000)
 
         try:
-            check_url(url, self._policy)  # IP literals never reach the guarded resolver
+            self._check(url)  # IP literals never reach the guarded resolver
             async with self._open().post(
                 url, data=out.body, headers=out.headers, allow_redirects=False
             ) as response:

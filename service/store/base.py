@@ -265,6 +265,10 @@ class Transaction(Reads, Protocol):
         """Write an endpoint's mutable fields; False if it is gone (deleted)."""
         ...
 
+    async def clear_endpoint_failing(self, endpoint_id: str, now_ms: int) -> None:
+        """A delivery succeeded: the endpoint is no longer failing (a no-op if it was not)."""
+        ...
+
     async def delete_endpoint(self, account_id: str, endpoint_id: str, now_ms: int) -> bool:
         """Soft delete (the row stays for its deliveries' history); False if there was none."""
         ...

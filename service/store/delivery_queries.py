@@ -119,6 +119,13 @@ class DeliveryQueries(Sql):
         )  # fmt: skip
         return cursor.rowcount == 1
 
+    async def clear_endpoint_failing(self, endpoint_id: str, now_ms: int) -> None:
+        await self._conn.execute(
+            "UPDATE endpoints SET failing_since = NULL, updated_at = ?"
+            " WHERE id = ? AND failing_since IS NOT NULL AND enabled = 1 AND deleted_at IS NULL",
+            (now_ms, endpoint_id),
+        )
+
     async def delete_endpoint(self, account_id: str, endpoint_id: str, now_ms: int) -> bool:
         cursor = await self._conn.execute(
             "UPDATE endpoints SET deleted_at = ?, enabled = 0, updated_at = ?"
@@ -219,17 +226,23 @@ class DeliveryQueries(Sql):
             f" WHERE d.id IN ({marks}) ORDER BY d.next_attempt_at, d.id",
             tuple(r["id"] for r in leased),
         )
-        return [
-            ClaimedDelivery(
-                delivery=delivery_from_row(r),
-                claim_token=token,
-                event_id=r["event_id"],
-                event_type=r["event_type"],
-                payload=r["event_payload"],
-                endpoint=endpoint_from_row(r, prefix="ep_"),
+        endpoints: dict[str, Endpoint] = {}  # a batch has few endpoints: parse each once
+        claimed = []
+        for r in rows:
+            endpoint = endpoints.get(r["endpoint_id"])
+            if endpoint is None:
+                endpoint = endpoints[r["endpoint_id"]] = endpoint_from_row(r, prefix="ep_")
+            claimed.append(
+                ClaimedDelivery(
+                    delivery=delivery_from_row(r),
+                    claim_token=token,
+                    event_id=r["event_id"],
+                    event_type=r["event_type"],
+                    payload=r["event_payload"],
+                    endpoint=endpoint,
+                )
             )
-            for r in rows
-        ]
+        return claimed
 
     async def finish_delivery(
         self,
