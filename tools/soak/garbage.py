@@ -166,9 +166,17 @@ class Garbage:
              ("/v1/tasks?created_after=yesterday", {400}), ("/v1/account/ledger?cursor=x", {400}),
              ("/v1/events?type=task.exploded", {422, 400}), ("/v1/events?after=noon", {400, 422}),
              ("/v1/callbacks?limit=1000000000000000000000", {422}),
-             ("/v1/events?before=" + "9" * 5000, {400, 422})]
+             ("/v1/events?before=" + "9" * 5000, {400, 422}), ("/v1/endpoints?limit=x", {400}),
+             ("/v1/endpoints?cursor=task_x", {400})]
         )  # fmt: skip
-        return Case("bad query", "GET", path, frozenset(expect), self._me().key)
+        me = self._me()
+        if me.receivers and self.rng.random() < 0.2:
+            ep = self.rng.choice(me.receivers).endpoint_id
+            path, expect = self.rng.choice(
+                [(f"/v1/endpoints/{ep}/deliveries?status=lost", {422, 400}),
+                 (f"/v1/endpoints/{ep}/deliveries?limit=0", {422})]
+            )  # fmt: skip
+        return Case("bad query", "GET", path, frozenset(expect), me.key)
 
     def _foreign(self) -> Case | None:
         """Another account's object, with my key: 404, never 403, never its data."""
