@@ -90,13 +90,18 @@ async def _main(args: argparse.Namespace) -> Outcome:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    source = report.source_state(ROOT)
     started = time.monotonic()
     outcome = uvloop.run(_main(args))
     seconds = time.monotonic() - started
     print(report.table(outcome))
-    print(f"\n{'quick' if args.quick else 'full'} run took {seconds:.0f} s")
+    print(f"\n{'quick' if args.quick else 'full'} run took {seconds:.0f} s", end="")
+    dirty = source["uncommitted"]
+    print(
+        f"; tree at {str(source['commit'])[:10]}" + (f" with uncommitted {dirty}" if dirty else "")
+    )
     path = ROOT / ".bench" / "results.json"
-    report.write_json(path, outcome, root=ROOT, argv=sys.argv, seconds=seconds)
+    report.write_json(path, outcome, source=source, argv=sys.argv, seconds=seconds)
     print(f"results: {path.relative_to(ROOT)}")
     misses = report.missed(outcome)
     if args.strict and misses:

@@ -63,10 +63,10 @@ def missed(outcome: Outcome) -> list[str]:
     ]
 
 
-def _git_commit(root: Path) -> str:
+def _git(root: Path, *args: str) -> str:
     try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607
+        done = subprocess.run(  # noqa: S603 (git, with arguments written here)
+            ["git", *args],  # noqa: S607
             cwd=root, capture_output=True, text=True, timeout=10, check=False,
         )  # fmt: skip
     except OSError:
@@ -74,12 +74,27 @@ def _git_commit(root: Path) -> str:
     return done.stdout.strip()
 
 
+def source_state(root: Path) -> dict[str, object]:
+    """The commit, and the service files changed in the working tree: the processes run the
+    tree as it is, so uncommitted changes are part of what was measured. Taken at the start."""
+    changed = _git(root, "status", "--porcelain", "--", "service", "config")
+    return {
+        "commit": _git(root, "rev-parse", "HEAD"),
+        "uncommitted": [line[3:] for line in changed.splitlines()],
+    }
+
+
 def write_json(
-    path: Path, outcome: Outcome, *, root: Path, argv: Sequence[str], seconds: float
+    path: Path,
+    outcome: Outcome,
+    *,
+    source: dict[str, object],
+    argv: Sequence[str],
+    seconds: float,
 ) -> None:
     document = {
         "argv": list(argv),
-        "commit": _git_commit(root),
+        "source": source,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
