@@ -14,7 +14,7 @@ import random
 import secrets
 from dataclasses import dataclass, field
 
-from tools.soak.api import Api
+from tools.soak.api import BUSY, Api
 from tools.soak.processes import Service
 from tools.soak.receivers import Profile, Receiver
 
@@ -121,7 +121,7 @@ async def register(
         body["secret"] = new_secret()
     # Web is up and stays up (faults have not started, or the caller holds their lock): no
     # retry, which could register the endpoint twice.
-    answer = await api.call("POST", "/v1/endpoints", key=account.key, body=body)
+    answer = await api.settled("POST", "/v1/endpoints", retry_on=BUSY, key=account.key, body=body)
     if answer.status != 201:
         raise RuntimeError(f"registering {receiver.name}: {answer.status} {answer.body}")
     secret = answer.field("secret")

@@ -8,11 +8,16 @@ mistake a killed process for a server error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+#: answers after which a request is safe to send again: nothing was done, or it was a read
+BUSY = frozenset({503})
+BUSY_OR_DOWN = frozenset({503, None})
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,24 @@ class Api:
             parsed = response.text
         return Answer(response.status_code, parsed, dict(response.headers))
 
+    async def settled(
+        self, method: str, path: str, *, retry_on: frozenset[int | None], **kwargs: Any
+    ) -> Answer:
+        """``call``, repeated while the answer is one of ``retry_on`` (``None``: no answer; 503:
+        the database was busy and nothing was written), for about 30 s at most."""
+        for _ in range(60):
+            answer = await self.call(method, path, **kwargs)
+            if answer.status not in retry_on:
+                return answer
+            await asyncio.sleep(0.5)
+        return answer
+
     async def pages(self, path: str, key: str, params: dict[str, str] | None = None) -> list[Any]:
         """Every item of a paginated list (``{"data", "next_cursor"}``), following cursors."""
         items: list[Any] = []
         query = {"limit": "100", **(params or {})}
         while True:
-            answer = await self.call("GET", path, key=key, params=query)
+            answer = await self.settled("GET", path, retry_on=BUSY_OR_DOWN, key=key, params=query)
             if answer.status != 200 or not isinstance(answer.body, dict):
                 raise RuntimeError(f"GET {path}: {answer.status} {answer.body!r}"[:500])
             items.extend(answer.body["data"])

@@ -17,7 +17,7 @@ from collections import Counter
 from service.core.ledger import Change, Failure, Outcome, Result, TaskStatus, apply, initial_state
 from service.settings import UpstreamSettings
 from tools.soak.accounts import Account
-from tools.soak.api import Api
+from tools.soak.api import BUSY_OR_DOWN, Api
 from tools.soak.db import Row, Snapshot
 from tools.soak.forgery import Forgery
 from tools.soak.ingress import Ingress
@@ -212,7 +212,7 @@ async def credits_balance(snap: Snapshot, api: Api, accounts: list[Account]) -> 
         grants = sum(e["delta"] for e in mine if e["kind"] == "grant")
         charges = -sum(e["delta"] for e in mine if e["kind"] == "charge")
         refunds = sum(e["delta"] for e in mine if e["kind"] == "refund")
-        answer = await api.call("GET", "/v1/account", key=account.key)
+        answer = await api.settled("GET", "/v1/account", retry_on=BUSY_OR_DOWN, key=account.key)
         balance = answer.field("balance_credits")
         listed = await api.pages("/v1/account/ledger", account.key)
         check.figures[f"{account.name} balance"] = (

@@ -18,7 +18,7 @@ from pathlib import Path
 from service.core.clock import to_rfc3339
 from tools.soak import db
 from tools.soak.accounts import Account
-from tools.soak.api import Api
+from tools.soak.api import BUSY, Api
 from tools.soak.receivers import Receiver
 
 _OPEN_TASKS = "SELECT COUNT(*) FROM tasks WHERE status NOT IN ('succeeded', 'failed')"
@@ -41,7 +41,7 @@ def heal(receivers: list[Receiver]) -> None:
         receiver.healed = True
 
 
-async def _settled(path: Path) -> tuple[int, int]:
+def _left(path: Path) -> tuple[int, int]:
     return db.count(path, _OPEN_TASKS), db.count(path, _PENDING)
 
 
@@ -51,9 +51,9 @@ async def drain(
     started = time.monotonic()
     deadline = started + budget_s
     recovered: int | None = None
-    open_tasks, pending = await _settled(database)
+    open_tasks, pending = _left(database)
     while time.monotonic() < deadline:
-        open_tasks, pending = await _settled(database)
+        open_tasks, pending = _left(database)
         if open_tasks == 0 and pending == 0:
             if recovered is not None:
                 break
@@ -70,9 +70,10 @@ async def _recover(api: Api, accounts: list[Account], since_ms: int) -> int:
     total = 0
     for account in accounts:
         for receiver in account.receivers:
-            answer = await api.call(
+            answer = await api.settled(
                 "POST",
                 f"/v1/endpoints/{receiver.endpoint_id}/recover",
+                retry_on=BUSY,
                 key=account.key,
                 body={"since": to_rfc3339(since_ms)},
             )

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tools.soak.accounts import Account, register
-from tools.soak.api import Api
+from tools.soak.api import BUSY, Api
 from tools.soak.faults import Faults
 from tools.soak.receivers import Profile
 
@@ -47,7 +47,7 @@ class Subscribers:
             receiver, endpoint_id = healthy[0], healthy[0].endpoint_id
             path = f"/v1/endpoints/{endpoint_id}/rotate-secret"
             async with self.faults.lock:  # not idempotent: no kill may lose its answer
-                answer = await self.api.call("POST", path, key=account.key)
+                answer = await self.api.settled("POST", path, retry_on=BUSY, key=account.key)
             if answer.status != 200:
                 raise RuntimeError(f"rotating {receiver.name}: {answer.status} {answer.body}")
             receiver.learn_secret(endpoint_id, str(answer.field("secret")))
