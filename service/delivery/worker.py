@@ -44,19 +44,18 @@ class DeliveryWorker:
     metrics: Metrics = field(default_factory=Metrics)
 
     async def deliver_due(self) -> int:
-        """One round: claim a batch and attempt each; returns how many were claimed."""
-        claimed_at = self.clock()
-        claimed = await self.store.claim_due_deliveries(
-            claimed_at, self.settings.lease_seconds * 1000, self.settings.batch_size
-        )
-        if not claimed:
-            return 0
+        """Deliver what is due now; returns how many deliveries were claimed.
+
+        Claims overlap with sending: once half of a batch is done, the next batch is claimed,
+        so the slowest sends of one batch never leave the connections idle. It stops when a
+        claim comes back short of a full batch (nothing more is due)."""
+        batch = self.settings.batch_size
         everyone = asyncio.Semaphore(self.settings.concurrency)
         per_endpoint: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(self.settings.per_endpoint_concurrency)
         )
 
-        async def one(item: ClaimedDelivery) -> None:
+        async def one(item: ClaimedDelivery, claimed_at: int) -> None:
             async with everyone, per_endpoint[item.endpoint.id]:
                 try:
                     if await self._still_ours(item, claimed_at):
@@ -64,8 +63,27 @@ class DeliveryWorker:
                 except Exception:
                     log.exception("delivery.attempt_crashed", delivery_id=item.delivery.id)
 
-        await asyncio.gather(*(one(item) for item in claimed))
-        return len(claimed)
+        total = 0
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                claimed_at = self.clock()
+                claimed = await self.store.claim_due_deliveries(
+                    claimed_at, self.settings.lease_seconds * 1000, batch
+                )
+                total += len(claimed)
+                running.update(asyncio.create_task(one(item, claimed_at)) for item in claimed)
+                if len(claimed) < batch:
+                    break
+                while len(running) > batch // 2:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            if running:
+                await asyncio.gather(*running)
+        except asyncio.CancelledError:
+            for task in running:  # a stopping worker's claims return when their leases run out
+                task.cancel()
+            raise
+        return total
 
     async def _still_ours(self, item: ClaimedDelivery, claimed_at: int) -> bool:
         """Before sending an item that waited its turn past half its lease, renew the lease:

@@ -4,10 +4,11 @@ so retries scheduled minutes ahead are reached at once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -231,4 +232,29 @@ async def test_a_success_clears_the_failing_run(bench: Bench) -> None:
     await bench.round(advance_s=1.2)
     assert await bench.rows("SELECT failing_since FROM endpoints WHERE id = ?", wobbly.id) == [
         (None,)
+    ]
+
+
+async def test_a_slow_send_does_not_hold_back_the_next_batch(bench: Bench) -> None:
+    """Claims overlap with sending: with batches of 4, one endpoint that hangs holds one
+    connection, not the round — the eleven others are delivered while it hangs."""
+    bench.receiver.script["/hang"] = ["hang"]
+    await bench.endpoint("/hang", event_types=("task.failed",))
+    await bench.endpoint("/fast", event_types=("task.succeeded",))
+    await bench.event("task.failed")  # claimed first: the oldest
+    for n in range(11):
+        await bench.event("task.succeeded", n)
+    small = replace(bench.worker.settings, batch_size=4)
+    worker = replace(bench.worker, settings=small)
+    round_ = asyncio.create_task(worker.deliver_due())
+    for _ in range(200):
+        if len(bench.receiver.at("/fast")) == 11:
+            break
+        await asyncio.sleep(0.025)
+    assert len(bench.receiver.at("/fast")) == 11
+    assert not round_.done()  # the hanging send is still out
+    bench.receiver.release.set()
+    assert await asyncio.wait_for(round_, 5) == 12
+    assert await bench.rows("SELECT status, COUNT(*) FROM deliveries GROUP BY status") == [
+        ("delivered", 12)
     ]
