@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import NoReturn
 
 from service.core.ids import is_id, new_id
 from service.core.ledger import Outcome
@@ -34,28 +35,55 @@ async def receive_callback(
     if provider is None:
         raise NotFound("No such provider.", field="provider")
     task_id = up.tokens.read(provider_name, token)
-    task = await up.store.get_task_by_id(task_id)
-    if task is None or task.spec.provider != provider_name:
-        raise TokenInvalid("The callback token is not valid.")
     kept = keep_headers(headers)
     now = up.clock()
     try:
         provider.verify_callback(kept, body, now)
         update = provider.parse_callback(body)
     except (SignatureInvalid, CallbackInvalid) as exc:
-        await _keep_rejected(up, task, provider_name, kept, body, exc.message, now)
+        async with up.store.transaction() as tx:
+            task = _ours(await tx.get_task_by_id(task_id), provider_name)
+            await tx.insert_callback(_rejected(task, provider_name, kept, body, exc.message, now))
+        log.warning("callback.rejected", task_id=task_id, detail=exc.message)
         raise
-    known = task.state.provider_task_id
-    if known is not None and update.provider_task_id != known:
-        await _keep_rejected(up, task, provider_name, kept, body, "names another task", now)
-        raise TokenInvalid("The callback token belongs to another task.")
     record = CallbackRecord(
-        id=new_id("cb", now), account_id=task.account_id, task_id=task.id,
-        provider=provider_name, provider_task_id=update.provider_task_id, headers=kept,
-        body=body, verdict="verified", outcome=Outcome.APPLIED.value, detail="",
-        received_at=now,
+        id=new_id("cb", now), account_id="", task_id=task_id, provider=provider_name,
+        provider_task_id=update.provider_task_id, headers=kept, body=body, verdict="verified",
+        outcome=Outcome.APPLIED.value, detail="", received_at=now,
     )  # fmt: skip
+    if provider.confirms_callbacks:
+        # Look before asking the provider about the task: a callback naming another task is
+        # refused without a call upstream. (Otherwise the transaction below checks.)
+        task = _ours(await up.store.get_task_by_id(task_id), provider_name)
+        if _names_another(task, update):
+            await _refuse_another(up, record, task)
+        record = replace(record, account_id=task.account_id)
     return await _apply_callback(up, provider, record, update, insert=True)
+
+
+def _ours(task: Task | None, provider: str) -> Task:
+    """The task a valid token named (tasks are never deleted, and a token is salted per
+    provider: anything else is a forgery that got past the signature check)."""
+    if task is None or task.spec.provider != provider:
+        raise TokenInvalid("The callback token is not valid.")
+    return task
+
+
+def _names_another(task: Task, update: ProviderUpdate) -> bool:
+    known = task.state.provider_task_id
+    return known is not None and update.provider_task_id != known
+
+
+async def _refuse_another(up: Upstream, record: CallbackRecord, task: Task) -> NoReturn:
+    detail = "names another task"
+    async with up.store.transaction() as tx:
+        await tx.insert_callback(
+            _rejected(
+                task, record.provider, record.headers, record.body, detail, record.received_at
+            )
+        )
+    log.warning("callback.rejected", task_id=task.id, detail=detail)
+    raise TokenInvalid("The callback token belongs to another task.")
 
 
 async def replay_callback(up: Upstream, account_id: str, callback_id: str) -> CallbackRecord:
@@ -100,21 +128,26 @@ async def _apply_callback(
             return await _keep_pending(up, record, f"confirmation failed: {exc.message}", insert)
     now = up.clock()
     async with up.store.transaction() as tx:
-        task = await tx.get_task_by_id(record.task_id)
-        if task is None:  # the row was there when the token was read; tasks are never deleted
-            raise NotFound("No such task.")
-        task, transition = await apply_update(
-            tx, task, update.change_for(task), now, kind=EntryKind.CALLBACK, source=source
-        )
-        outcome = transition.outcome.value
-        applied_at = now if transition.outcome is Outcome.APPLIED else record.applied_at
-        done = replace(record, outcome=outcome, detail=transition.reason, applied_at=applied_at)
-        if insert:
-            await tx.insert_callback(done)
-        elif transition.outcome is Outcome.APPLIED or record.outcome == "pending":
-            await tx.set_callback_outcome(done.id, outcome, done.detail, applied_at)
-        if transition.outcome is Outcome.APPLIED:
-            await tx.schedule_task(task.id, up.next_check(task, now))
+        task = _ours(await tx.get_task_by_id(record.task_id), record.provider)
+        if insert and _names_another(task, update):
+            refused = True
+        else:
+            refused = False
+            record = replace(record, account_id=task.account_id)
+            task, transition = await apply_update(
+                tx, task, update.change_for(task), now, kind=EntryKind.CALLBACK, source=source
+            )
+            outcome = transition.outcome.value
+            applied_at = now if transition.outcome is Outcome.APPLIED else record.applied_at
+            done = replace(record, outcome=outcome, detail=transition.reason, applied_at=applied_at)
+            if insert:
+                await tx.insert_callback(done)
+            elif transition.outcome is Outcome.APPLIED or record.outcome == "pending":
+                await tx.set_callback_outcome(done.id, outcome, done.detail, applied_at)
+            if transition.outcome is Outcome.APPLIED:
+                await tx.schedule_task(task.id, up.next_check(task, now))
+    if refused:
+        await _refuse_another(up, record, task)
     if transition.outcome is Outcome.APPLIED:
         up.notify()
     log.info("callback.received", callback_id=done.id, task_id=task.id, outcome=outcome)
@@ -134,20 +167,12 @@ async def _keep_pending(
     return pending
 
 
-async def _keep_rejected(
-    up: Upstream,
-    task: Task,
-    provider: str,
-    headers: dict[str, str],
-    body: bytes,
-    detail: str,
-    now: int,
-) -> None:
-    record = CallbackRecord(
+def _rejected(
+    task: Task, provider: str, headers: dict[str, str], body: bytes, detail: str, now: int
+) -> CallbackRecord:
+    """What is kept of a callback that failed verification, for inspection."""
+    return CallbackRecord(
         id=new_id("cb", now), account_id=task.account_id, task_id=task.id, provider=provider,
         provider_task_id=None, headers=headers, body=body, verdict="rejected",
         outcome=Outcome.REJECTED.value, detail=detail, received_at=now,
     )  # fmt: skip
-    async with up.store.transaction() as tx:
-        await tx.insert_callback(record)
-    log.warning("callback.rejected", callback_id=record.id, task_id=task.id, detail=detail)
