@@ -71,7 +71,7 @@ def _git(root: Path, *args: str) -> str:
         )  # fmt: skip
     except OSError:
         return ""
-    return done.stdout.strip()
+    return done.stdout
 
 
 def source_state(root: Path) -> dict[str, object]:
@@ -79,7 +79,7 @@ def source_state(root: Path) -> dict[str, object]:
     tree as it is, so uncommitted changes are part of what was measured. Taken at the start."""
     changed = _git(root, "status", "--porcelain", "--", "service", "config")
     return {
-        "commit": _git(root, "rev-parse", "HEAD"),
+        "commit": _git(root, "rev-parse", "HEAD").strip(),
         "uncommitted": [line[3:] for line in changed.splitlines()],
     }
 
