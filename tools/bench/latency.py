@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
+import time
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -117,8 +118,13 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
                 worst = Metric(NAME, f"callback → event received max {at}", "ms")
                 answer99 = Metric(NAME, f"callback answered (2xx) p99 {at}", "ms")
                 lag = Metric(NAME, f"client send lag p99 {at}", "ms")
+                cores = Metric(NAME, f"serve CPU (cores) {at}", "cores")
                 for k in range(runs):
+                    cpu0, started = serve.cpu_seconds(), time.monotonic()
                     result, latencies = await one_run(rate, math.ceil(rate * ctx.latency_seconds))
+                    cores.values.append(
+                        (serve.cpu_seconds() - cpu0) / max(time.monotonic() - started, 1e-9)
+                    )
                     out.check(NAME, f"{at} run {k + 1}: events received = 2xx callbacks",
                               result.ok, len(latencies))  # fmt: skip
                     p50.values.append(percentile(latencies, 50))
@@ -126,7 +132,7 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
                     worst.values.append(max(latencies, default=math.nan))
                     answer99.values.append(percentile(result.latencies_ms, 99))
                     lag.values.append(percentile(result.send_lag_ms, 99))
-                out.metrics += [p50, p99, worst, answer99, lag]
+                out.metrics += [p50, p99, worst, answer99, lag, cores]
             peak = serve.vm_hwm_mb()
     finally:
         server.should_exit = True
