@@ -25,6 +25,11 @@ from tools.soak.api import Answer
 from tools.soak.cases import Case
 from tools.soak.ingress import Ingress, SeenCallback
 
+KINDS = [
+    "bad token", "altered token", "re-encoded token", "unknown provider", "other provider",
+    "bad signature", "altered body", "stale timestamp", "unsigned", "other task", "replay",
+    "junk body",
+]  # fmt: skip
 #: a replay must still be inside the 5-minute signature window, with room to spare
 REPLAY_WITHIN_S = 200
 #: forgeries that pass the token check and so must be kept in the log as ``rejected``
@@ -44,6 +49,23 @@ def _task_of(seen: SeenCallback) -> str | None:
         return None
 
 
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _reencoded(token: str, rng: random.Random) -> str:
+    """The token with its signature's last character swapped for another that decodes to the
+    same bytes: unpadded base64 of 32 bytes ends in a character whose low 2 bits are padding.
+    A different token string all the same, which the contract says must be refused."""
+    signature = token.rsplit(".", 1)[-1]
+    spare_bits = len(signature) * 6 % 8
+    last = _B64URL.find(signature[-1])
+    if last < 0 or not spare_bits:
+        return _flip(token, rng)
+    group = last >> spare_bits << spare_bits
+    twins = [_B64URL[i] for i in range(group, group + (1 << spare_bits)) if i != last]
+    return token[:-1] + rng.choice(twins)
+
+
 def _flip(token: str, rng: random.Random) -> str:
     i = rng.randrange(len(token))
     swap = "A" if token[i] != "A" else "B"
@@ -56,6 +78,7 @@ class Forgery:
     rng: random.Random
     #: answers by (kind, status or "no answer")
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _queue: list[str] = field(default_factory=list)
 
     def case(self) -> Case | None:
         genuine = [c for c in self.ingress.callbacks[-500:] if c.status == 200]
@@ -66,16 +89,17 @@ class Forgery:
         body = seen.body
         token = seen.token
         path = f"/callbacks/{seen.provider}"
-        kind = self.rng.choice(
-            ["bad token", "altered token", "unknown provider", "other provider", "bad signature",
-             "altered body", "stale timestamp", "unsigned", "other task", "replay", "junk body"]
-        )  # fmt: skip
+        if not self._queue:  # every kind in turn, in a random order each round
+            self._queue = self.rng.sample(KINDS, len(KINDS))
+        kind = self._queue.pop()
         expect = frozenset({401})
         check = None
         if kind == "bad token":
             token = secrets.token_urlsafe(self.rng.randrange(1, 120))
         elif kind == "altered token":
             token = _flip(token, self.rng)
+        elif kind == "re-encoded token":
+            token = _reencoded(token, self.rng)
         elif kind == "unknown provider":
             path, expect = "/callbacks/acme", frozenset({404})
         elif kind == "other provider":
