@@ -101,7 +101,7 @@ def build_background(
     """``metrics``: the registry the delivery worker counts into (the app's, so ``/metrics``
     shows it; ``worker`` alone has no ``/metrics`` and passes none)."""
     waker = Waker()
-    upstream = build_upstream(settings, store, client, clock, waker.wake)
+    upstream = build_upstream(settings, store, client, clock, waker.wake_delivery)
     sender = Sender(
         settings.delivery, TargetPolicy.from_settings(settings.delivery.allowed_networks)
     )

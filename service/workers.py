@@ -31,7 +31,12 @@ class Waker:
         self.delivery = asyncio.Event()
 
     def wake(self) -> None:
+        """A task was queued (and its event written): both loops have work."""
         self.submitter.set()
+        self.delivery.set()
+
+    def wake_delivery(self) -> None:
+        """Deliveries were written (a callback, a poll): the submitter has nothing new."""
         self.delivery.set()
 
 

@@ -59,7 +59,9 @@ class Sender:
                 connector=guarded_connector(
                     self._policy,
                     limit=self._settings.concurrency,
-                    limit_per_host=self._settings.per_endpoint_concurrency,
+                    # Per *endpoint* limits are the worker's; aiohttp's per-host limit would
+                    # make every endpoint on one host:port share a single endpoint's share.
+                    limit_per_host=0,
                 ),
                 timeout=aiohttp.ClientTimeout(total=self._settings.request_timeout_seconds),
                 trust_env=False,

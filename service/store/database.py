@@ -49,6 +49,7 @@ class Database:
         self._group: asyncio.Future[None] | None = None  # the open group's outcome
         self._committer_for: asyncio.Future[None] | None = None
         self._committing: set[asyncio.Task[None]] = set()
+        self._changes_at_begin = 0
         self._thread: ThreadPoolExecutor | None = None
         self._writer: InlineConnection | None = None
         self._reader: InlineConnection | None = None
@@ -162,6 +163,7 @@ class Database:
             except sqlite3.OperationalError:  # another process holds the write lock: wait
                 await self._begin_waiting(conn)
             self._group = asyncio.get_running_loop().create_future()
+            self._changes_at_begin = conn.total_changes
         return self._group
 
     async def _begin_waiting(self, conn: sqlite3.Connection) -> None:
@@ -225,8 +227,12 @@ class Database:
 
     async def _commit(self, group: asyncio.Future[None]) -> None:
         self._group = None
+        conn = self.writer.raw
         try:
-            await self._in_thread(_commit, self.writer.raw)
+            if conn.total_changes == self._changes_at_begin:
+                _commit(conn)  # nothing written (an idle claim): no fsync, so no need to wait
+            else:
+                await self._in_thread(_commit, conn)
         except BaseException as exc:
             group.set_exception(StoreError(f"the commit failed: {exc}"))
             group.exception()

@@ -258,3 +258,30 @@ async def test_a_slow_send_does_not_hold_back_the_next_batch(bench: Bench) -> No
     assert await bench.rows("SELECT status, COUNT(*) FROM deliveries GROUP BY status") == [
         ("delivered", 12)
     ]
+
+
+async def test_the_per_endpoint_limit_is_per_endpoint_not_per_host(bench: Bench) -> None:
+    """Two endpoints on one host:port: each gets its own share of connections (aiohttp's
+    per-host limit would have them share one endpoint's)."""
+    bench.receiver.script["/a"] = ["hang"]
+    bench.receiver.script["/b"] = ["hang"]
+    await bench.endpoint("/a")
+    await bench.endpoint("/b")
+    for n in range(6):
+        await bench.event("task.succeeded", n)
+    limits = replace(bench.worker.settings, per_endpoint_concurrency=3, concurrency=64)
+    sender = Sender(limits, TargetPolicy.from_settings(limits.allowed_networks))
+    worker = replace(bench.worker, settings=limits, sender=sender)
+    round_ = asyncio.create_task(worker.deliver_due())
+    try:
+        for _ in range(200):
+            if len(bench.receiver.received) == 6:
+                break
+            await asyncio.sleep(0.025)
+        await asyncio.sleep(0.1)  # room for a seventh, if the limits were wrong
+        # six events to each endpoint: three in flight at each, six at once on the one host
+        assert (len(bench.receiver.at("/a")), len(bench.receiver.at("/b"))) == (3, 3)
+        bench.receiver.release.set()
+        assert await asyncio.wait_for(round_, 5) == 12
+    finally:
+        await sender.close()
