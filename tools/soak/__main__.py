@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -112,6 +113,7 @@ async def soak(plan: Plan, run_dir: Path) -> Report:
         report.sections = {
             "run": {
                 "seed": plan.seed,
+                "service under test": _revision(),
                 "setup s": round(setup_s, 1),
                 "load s": round(load_s, 1),
                 "drain s": drained.seconds,
@@ -146,6 +148,26 @@ async def soak(plan: Plan, run_dir: Path) -> Report:
         f"{k} {v}" for k, v in codes.items()
     )
     return report
+
+
+def _revision() -> str:
+    """The commit the processes ran, and whether ``service/`` differed from it (work in
+    progress is soaked as it stands, and the report should say so)."""
+    try:
+        head = _git("rev-parse", "--short", "HEAD").strip()
+        dirty = _git("status", "--porcelain", "--", "service").splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    changed = [line[3:] for line in dirty if line.strip()]
+    return head + (f" + uncommitted {', '.join(changed)}" if changed else "")
+
+
+def _git(*args: str) -> str:
+    command = ["git", *args]  # git from PATH, fixed arguments
+    done = subprocess.run(  # noqa: S603 (our own fixed command)
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=10
+    )
+    return done.stdout
 
 
 def _answers(receivers: list[Receiver]) -> dict[str, int]:
