@@ -29,6 +29,7 @@ from service.store.base import Store
 from service.store.sqlite import SqliteStore
 from service.upstream import Upstream
 from service.usecases import TaskPolicy
+from service.wakeup import WakeSender, wake_address
 from service.web.context import Services
 from service.web.errors import EXCEPTION_HANDLERS
 from service.web.middleware import RequestContext
@@ -97,10 +98,12 @@ def build_background(
     client: httpx.AsyncClient,
     clock: Clock,
     metrics: Metrics | None = None,
+    forward: Callable[[bytes], None] | None = None,
 ) -> Background:
     """``metrics``: the registry the delivery worker counts into (the app's, so ``/metrics``
-    shows it; ``worker`` alone has no ``/metrics`` and passes none)."""
-    waker = Waker()
+    shows it; ``worker`` alone has no ``/metrics`` and passes none). ``forward``: wakes a
+    worker in another process too (see ``Waker``)."""
+    waker = Waker(forward)
     upstream = build_upstream(settings, store, client, clock, waker.wake_delivery)
     sender = Sender(
         settings.delivery, TargetPolicy.from_settings(settings.delivery.allowed_networks)
@@ -135,9 +138,12 @@ def create_app(
     store: Store = open_store(settings)
     client = provider_client(settings)
     metrics = Metrics()
-    background = build_background(settings, store, client, clock, metrics)
-    upstream, workers = background.upstream, background.workers
     with_workers = settings.workers.in_serve if run_workers is None else run_workers
+    # Without its own workers, this process wakes the `worker` process's after a commit.
+    wake_sender = None if with_workers else WakeSender(wake_address(settings.storage.database_path))
+    forward = None if wake_sender is None else wake_sender.send
+    background = build_background(settings, store, client, clock, metrics, forward)
+    upstream, workers = background.upstream, background.workers
     simulator = create_simulator_app(
         SimulatorConfig(
             public_url=simulator_base(settings),
@@ -165,6 +171,8 @@ def create_app(
             yield
         finally:
             await background.close()
+            if wake_sender is not None:
+                wake_sender.close()
             await simulator.state.simulator.aclose()
             await client.aclose()
             await store.close()

@@ -22,12 +22,14 @@ from service import replay, usecases
 from service.app import build_background, build_upstream, create_app, open_store, provider_client
 from service.core.clock import system_clock
 from service.errors import ConfigError, TaskhookError
-from service.logs import configure_logging
+from service.logs import configure_logging, get_logger
 from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.settings import Settings, load_settings
 from service.store.sqlite import SqliteStore
+from service.wakeup import WakeListener, wake_address
 
 T = TypeVar("T")
+log = get_logger("taskhook.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,14 +139,18 @@ async def _worker(settings: Settings) -> int:
     await store.open()
     client = provider_client(settings)
     background = build_background(settings, store, client, system_clock)
+    listener = WakeListener(wake_address(settings.storage.database_path), background.waker)
+    listening = listener.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     background.workers.start()
+    log.info("worker.started", woken_by_web=listening)
     try:
         await stop.wait()
     finally:
+        listener.close()
         await background.close()
         await client.aclose()
         await store.close()

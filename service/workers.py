@@ -23,21 +23,33 @@ from service.upstream import Upstream, reconcile_due, submit_due
 log = get_logger("taskhook.workers")
 
 
-class Waker:
-    """Wakes the loops after a commit: a new task to submit, new deliveries to send."""
+SUBMITTER = b"s"
+DELIVERY = b"d"
 
-    def __init__(self) -> None:
+
+class Waker:
+    """Wakes the loops after a commit: a new task to submit, new deliveries to send.
+
+    ``forward`` also tells a worker in another process (``wakeup.WakeSender.send``), for
+    ``web`` when the loops run in ``worker``."""
+
+    def __init__(self, forward: Callable[[bytes], None] | None = None) -> None:
         self.submitter = asyncio.Event()
         self.delivery = asyncio.Event()
+        self._forward = forward
 
     def wake(self) -> None:
         """A task was queued (and its event written): both loops have work."""
         self.submitter.set()
         self.delivery.set()
+        if self._forward is not None:
+            self._forward(SUBMITTER)
 
     def wake_delivery(self) -> None:
-        """Deliveries were written (a callback, a poll): the submitter has nothing new."""
+        """Deliveries were written (a callback, a poll, a ping): the submitter has nothing new."""
         self.delivery.set()
+        if self._forward is not None:
+            self._forward(DELIVERY)
 
 
 class Workers:
