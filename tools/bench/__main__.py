@@ -25,7 +25,7 @@ from tools.bench.processes import ROOT
 from tools.bench.results import Metric, Outcome
 from tools.bench.wrkload import WRK
 
-SCENARIOS = ("ingest", "delivery", "latency", "scale")
+SCENARIOS = ("ingest", "delivery", "latency", "latency-split", "scale")
 MEMORY = "5 memory"
 MEMORY_TARGET_MB = 200.0
 
@@ -61,6 +61,7 @@ async def _main(args: argparse.Namespace) -> Outcome:
         "ingest": ingest.run,
         "delivery": delivery.run,
         "latency": latency.run,
+        "latency-split": latency.run_split,
         "scale": scale.run,
     }
     memories: list[Metric] = []
@@ -71,7 +72,7 @@ async def _main(args: argparse.Namespace) -> Outcome:
             found, peak = await steps[name](ctx)
             total.extend(found)
             if peak is not None:
-                process = "worker" if name == "delivery" else "serve"
+                process = {"delivery": "worker", "latency-split": "web"}.get(name, "serve")
                 memories.append(
                     Metric(MEMORY, f"peak RSS of {process} in {name} (VmHWM)", "MiB", [peak],
                            target=("<=", MEMORY_TARGET_MB))

@@ -2,12 +2,15 @@
 
 (First, for information, at a light 100/s: the latency of the path itself, when nothing queues.)
 
-``python -m service serve`` with its workers in-process (the default, as ``./scripts/serve``
-runs it) on the production config. Callbacks are offered open-loop at a fixed rate — each sent at
-its scheduled time whatever happened to the earlier ones — for tasks seeded as running, on an
-account whose one endpoint is a receiver inside this process: the same clock times the send and
-the arrival, and each arrival's task id is read from its body. Latency counts from the scheduled
-send time, so any queueing in the client is charged to the service rather than hidden.
+Two deployments, each on the production config: ``python -m service serve`` with its workers
+in-process (the default, as ``./scripts/serve`` runs it), and the Procfile's pair, ``web``
+(serve without workers) and ``worker``, where web wakes the worker over a datagram after each
+commit (``service.wakeup``) and each process has a core of its own. Callbacks are offered
+open-loop at a fixed rate — each sent at its scheduled time whatever happened to the earlier
+ones — for tasks seeded as running, on an account whose one endpoint is a receiver inside this
+process: the same clock times the send and the arrival, and each arrival's task id is read from
+its body. Latency counts from the scheduled send time, so any queueing in the client is charged
+to the service rather than hidden.
 
 Every received event is verified with the ``standardwebhooks`` package under the endpoint's
 secret (after the run, not while timing), and the counts must agree: 2xx callbacks = events
@@ -17,6 +20,7 @@ received and verified = tasks succeeded = deliveries delivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sqlite3
 import time
@@ -34,14 +38,26 @@ from tools.bench.receiver import Receiver, bind, serve_in_process
 from tools.bench.results import Metric, Outcome, percentile
 
 NAME = "3 end-to-end"
+SPLIT_NAME = "3 end-to-end, web+worker"
 #: a light load, run first for information: the latency of the path when nothing queues
 LIGHT_RATE = 100.0
 LIGHT_RUNS = 3
 
 
 async def run(ctx: Context) -> tuple[Outcome, float | None]:
+    """``serve`` with its workers in-process."""
+    return await _run(ctx, split=False)
+
+
+async def run_split(ctx: Context) -> tuple[Outcome, float | None]:
+    """The Procfile's ``web`` and ``worker``; the peak RSS returned is web's."""
+    return await _run(ctx, split=True)
+
+
+async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
+    name = SPLIT_NAME if split else NAME
     out = Outcome()
-    data_dir = ctx.run_dir / "latency"
+    data_dir = ctx.run_dir / ("latency-split" if split else "latency")
     secret = processes.new_secret_key()
     port = processes.free_port()
     base = f"http://127.0.0.1:{port}"
@@ -71,7 +87,12 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
     out.notes.append(
         f"end-to-end: callbacks offered open-loop ({LIGHT_RATE:g}/s for information, then "
         f"{ctx.latency_rate:g}/s against the targets) for {ctx.latency_seconds:g} s per run; "
-        f"serve with workers in-process, storage.synchronous = {settings.storage.synchronous}; "
+        + (
+            "web + worker processes (woken by datagram)"
+            if split
+            else "serve with workers in-process"
+        )
+        + f", storage.synchronous = {settings.storage.synchronous}; "
         "receiver in the load generator's process (one clock); latency from each callback's "
         "scheduled send time"
     )
@@ -104,28 +125,33 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
         return result, latencies
 
     server, serving = await serve_in_process(receiver, sock)
-    serve = processes.serve("latency-serve", data_dir, secret, port, ctx.log_dir)
+    off = {"TASKHOOK__WORKERS__IN_SERVE": "false"} if split else {}
+    label = "latency-web" if split else "latency-serve"
+    serve = processes.serve(label, data_dir, secret, port, ctx.log_dir, **off)
+    worker = processes.worker("latency-worker", data_dir, secret, ctx.log_dir) if split else None
     try:
-        with serve:
+        with serve, worker if worker is not None else contextlib.nullcontext():
             await processes.wait_ready(serve, f"{base}/healthz")
+            if worker is not None:
+                await asyncio.sleep(1.0)  # the worker has opened the store and listens
             await one_run(LIGHT_RATE, warmup)
             for rate, runs, targeted in series:
                 at = f"at {rate:g}/s"
-                p50 = Metric(NAME, f"callback → event received p50 {at}", "ms",
+                p50 = Metric(name, f"callback → event received p50 {at}", "ms",
                              target=("<=", 10) if targeted else None)  # fmt: skip
-                p99 = Metric(NAME, f"callback → event received p99 {at}", "ms",
+                p99 = Metric(name, f"callback → event received p99 {at}", "ms",
                              target=("<=", 50) if targeted else None)  # fmt: skip
-                worst = Metric(NAME, f"callback → event received max {at}", "ms")
-                answer99 = Metric(NAME, f"callback answered (2xx) p99 {at}", "ms")
-                lag = Metric(NAME, f"client send lag p99 {at}", "ms")
-                cores = Metric(NAME, f"serve CPU (cores) {at}", "cores")
+                worst = Metric(name, f"callback → event received max {at}", "ms")
+                answer99 = Metric(name, f"callback answered (2xx) p99 {at}", "ms")
+                lag = Metric(name, f"client send lag p99 {at}", "ms")
+                cores = Metric(name, f"{'web' if split else 'serve'} CPU (cores) {at}", "cores")
                 for k in range(runs):
                     cpu0, started = serve.cpu_seconds(), time.monotonic()
                     result, latencies = await one_run(rate, math.ceil(rate * ctx.latency_seconds))
                     cores.values.append(
                         (serve.cpu_seconds() - cpu0) / max(time.monotonic() - started, 1e-9)
                     )
-                    out.check(NAME, f"{at} run {k + 1}: events received = 2xx callbacks",
+                    out.check(name, f"{at} run {k + 1}: events received = 2xx callbacks",
                               result.ok, len(latencies))  # fmt: skip
                     p50.values.append(percentile(latencies, 50))
                     p99.values.append(percentile(latencies, 99))
@@ -138,7 +164,7 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
         server.should_exit = True
         await serving
         sock.close()
-    out.check(NAME, "every received event verifies (standardwebhooks)", received_total, verified)
+    out.check(name, "every received event verifies (standardwebhooks)", received_total, verified)
     conn = sqlite3.connect(f"file:{settings.storage.database_path}?mode=ro", uri=True)
     try:
         counts = conn.execute(
@@ -148,6 +174,6 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
         ).fetchone()
     finally:
         conn.close()
-    out.check(NAME, "2xx = tasks succeeded = delivered = applied callbacks = received",
+    out.check(name, "2xx = tasks succeeded = delivered = applied callbacks = received",
               (ok_total,) * 4, (*counts, received_total))  # fmt: skip
     return out, peak
