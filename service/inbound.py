@@ -129,10 +129,8 @@ async def _apply_callback(
     now = up.clock()
     async with up.store.transaction() as tx:
         task = _ours(await tx.get_task_by_id(record.task_id), record.provider)
-        if insert and _names_another(task, update):
-            refused = True
-        else:
-            refused = False
+        refused = insert and _names_another(task, update)
+        if not refused:
             record = replace(record, account_id=task.account_id)
             task, transition = await apply_update(
                 tx, task, update.change_for(task), now, kind=EntryKind.CALLBACK, source=source
