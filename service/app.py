@@ -195,7 +195,7 @@ def create_app(
         clock=clock,
         policy=policy,
         upstream=upstream,
-        wake_workers=background.waker.wake,
+        waker=background.waker,
         endpoints=EndpointPolicy(
             targets=TargetPolicy.from_settings(settings.delivery.allowed_networks),
             secret_overlap_ms=settings.delivery.secret_overlap_seconds * 1000,

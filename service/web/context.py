@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,6 +16,7 @@ from service.store.base import Store
 from service.upstream import Upstream
 from service.usecases import TaskPolicy
 from service.web.auth import Principal, authenticate
+from service.workers import Waker
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ class Services:
     clock: Clock
     policy: TaskPolicy
     upstream: Upstream
-    #: called after a task is queued, so the submitter starts on it at once
-    wake_workers: Callable[[], None]
+    #: after a commit that gave the loops work: ``wake()`` for a queued task,
+    #: ``wake_delivery()`` for deliveries alone (a replay, a recovery, a ping)
+    waker: Waker
     endpoints: EndpointPolicy
 
 

@@ -84,5 +84,5 @@ async def send_test(request: Request) -> Response:
     event = await endpoints.send_test(
         svc.store, svc.clock, account_id=who.account_id, endpoint_id=_endpoint_id(request)
     )
-    svc.wake_workers()
+    svc.waker.wake_delivery()
     return JSONResponse({"id": event.id, "type": event.type}, status_code=202)

@@ -91,7 +91,7 @@ async def replay_event(request: Request) -> Response:
         endpoint_id=replay.parse_replay(body),
     )
     if replayed.deliveries:
-        svc.wake_workers()
+        svc.waker.wake_delivery()
     return JSONResponse(
         {
             "event_id": replayed.event.id,
@@ -114,7 +114,7 @@ async def recover_endpoint(request: Request) -> Response:
     if recovered.dry_run:
         return JSONResponse({"count": recovered.count, "dry_run": True})
     if recovered.deliveries:
-        svc.wake_workers()
+        svc.waker.wake_delivery()
     return JSONResponse(
         {
             "count": recovered.count,

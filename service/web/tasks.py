@@ -29,7 +29,7 @@ async def create_task(request: Request) -> Response:
         idempotency_key=request.headers.get("idempotency-key"),
     )
     if not submitted.replayed:
-        svc.wake_workers()
+        svc.waker.wake()
     headers = {"Location": f"/v1/tasks/{submitted.task.id}"}
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"
