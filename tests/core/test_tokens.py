@@ -73,3 +73,27 @@ def test_a_signed_value_that_is_not_a_task_id_is_refused() -> None:
     forged = URLSafeTimedSerializer(["k" * 40], salt="taskhook.callback.simulator").dumps(["x"])
     with pytest.raises(TokenInvalid):
         tokens().read("simulator", str(forged))
+
+
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _same_bytes_variants(token: str) -> list[str]:
+    """The token with its signature's last character replaced by each other character that
+    base64-decodes to the same bytes (43 characters carry 32 bytes: the last one's low 2 bits
+    are padding)."""
+    last = B64URL.index(token[-1])
+    group = last >> 2 << 2
+    return [token[:-1] + B64URL[i] for i in range(group, group + 4) if i != last]
+
+
+def test_a_token_respelled_in_its_last_character_is_refused() -> None:
+    """CONTRACT.md: "a forged, altered or expired token → 401". Found by the soak: a genuine
+    callback posted under such a token was answered 200. It names the same task under the same
+    signature bytes, so it forges nothing, but it is another string than the one minted."""
+    t = tokens()
+    token = t.mint("simulator", TASK, T0)
+    assert t.read("simulator", token) == TASK
+    for altered in _same_bytes_variants(token):
+        with pytest.raises(TokenInvalid):
+            t.read("simulator", altered)
