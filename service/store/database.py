@@ -73,6 +73,9 @@ class Database:
             f"busy_timeout = {int(self._busy_timeout_ms)}",
             f"synchronous = {self._synchronous}",
             "foreign_keys = ON",
+            # Statement journals and savepoint sub-journals (one per group member) in memory:
+            # as temporary files they cost a write per page, which tripled an insert's time.
+            "temp_store = MEMORY",
         )
 
     def _connect(self, *extra: str) -> sqlite3.Connection:
