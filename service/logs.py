@@ -8,6 +8,7 @@ signature, token or authorization value reaches the output even if a caller pass
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import sys
@@ -15,6 +16,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from service.core import compactjson
 
 _SENSITIVE = re.compile(
     r"(secret|password|passwd|token|signature|authorization|api_key|apikey|raw_key|cookie)",
@@ -63,6 +66,15 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
+def _log_json(event: Any, **_options: Any) -> str:
+    """One line of JSON; anything no encoder knows is written as its ``repr``, so a log call
+    never raises."""
+    try:
+        return compactjson.dumps(event)
+    except TypeError:
+        return json.dumps(event, default=repr, ensure_ascii=False)
+
+
 def _stderr_logger(*_args: Any) -> _StderrLogger:
     return _StderrLogger()
 
@@ -71,7 +83,7 @@ def configure_logging(fmt: str, level: str) -> None:
     """Set up structlog (and route stdlib logging, e.g. uvicorn's, through the same output)."""
     level_no = logging.getLevelNamesMapping()[level.upper()]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_log_json)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -6,10 +6,10 @@ sent on every delivery and replay: a re-encoding could change bytes and break si
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from service.core import compactjson
 from service.core.clock import to_rfc3339
 from service.core.tasks import Task, task_object
 
@@ -37,7 +37,7 @@ class Event:
 def envelope(event_type: str, data: dict[str, Any], now_ms: int) -> str:
     """``{"type", "timestamp", "data"}`` as compact JSON text."""
     body = {"type": event_type, "timestamp": to_rfc3339(now_ms), "data": data}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return compactjson.dumps(body)
 
 
 def task_event(event_id: str, task: Task, event_type: str, now_ms: int) -> Event:

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiosqlite
 
+from service.core import compactjson
 from service.core.ledger import Failure, Result, TaskState, TaskStatus
 from service.core.pagination import PageRequest
 from service.core.tasks import Task, TaskSpec
@@ -85,7 +86,7 @@ def callback_from_row(row: sqlite3.Row) -> CallbackRecord:
 
 
 def to_json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return compactjson.dumps(value)
 
 
 def task_from_row(row: sqlite3.Row) -> Task:
