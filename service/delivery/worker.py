@@ -6,16 +6,18 @@ Every attempt is recorded with what came back; the delivery then moves on by the
 endpoint is disabled and the account's other endpoints hear ``endpoint.disabled``.
 
 Sending happens outside any transaction; the outcome is written in one afterwards, and only if
-this worker still holds the claim. A worker killed mid-send leaves a leased row that another
-claims when the lease runs out: at least once, never lost.
+this worker still holds the claim. Outcomes that finish while the previous ones are being written
+share the next transaction (``_Recorder``). A worker killed mid-send leaves a leased row that
+another claims when the lease runs out: at least once, never lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from service.core.clock import Clock
@@ -55,11 +57,13 @@ class DeliveryWorker:
             lambda: asyncio.Semaphore(self.settings.per_endpoint_concurrency)
         )
 
+        recorder = _Recorder(self._record)
+
         async def one(item: ClaimedDelivery, claimed_at: int) -> None:
             async with everyone, per_endpoint[item.endpoint.id]:
                 try:
                     if await self._still_ours(item, claimed_at):
-                        await self.attempt(item)
+                        await recorder.record(await self._send(item))
                 except Exception:
                     log.exception("delivery.attempt_crashed", delivery_id=item.delivery.id)
 
@@ -82,6 +86,7 @@ class DeliveryWorker:
         except asyncio.CancelledError:
             for task in running:  # a stopping worker's claims return when their leases run out
                 task.cancel()
+            await recorder.close()
             raise
         return total
 
@@ -99,28 +104,67 @@ class DeliveryWorker:
             log.info("delivery.lease_lost", delivery_id=item.delivery.id)
         return renewed
 
-    async def attempt(self, item: ClaimedDelivery) -> None:
+    async def _send(self, item: ClaimedDelivery) -> _Sent:
         endpoint = item.endpoint
-        sent = endpoint.enabled and endpoint.deleted_at is None
-        if not sent:
-            result = AttemptResult(None, 0, "", "endpoint disabled")
-            verdict = Verdict.FAILED
-        else:
-            out = outbound(
-                item.event_id,
-                item.payload,
-                signing_secrets(endpoint, self.clock()),
-                self.clock() // 1000,
+        if not (endpoint.enabled and endpoint.deleted_at is None):
+            return _Sent(
+                item, AttemptResult(None, 0, "", "endpoint disabled"), Verdict.FAILED, False
             )
-            result = await self.sender.send(endpoint.url, out)
-            verdict = judge(result.status_code)
-        if await self._record(item, result, verdict):
-            # Counted once recorded, so the counter agrees with the attempts table.
-            self.metrics.attempt(verdict, result.latency_ms if sent else None)
+        out = outbound(
+            item.event_id,
+            item.payload,
+            signing_secrets(endpoint, self.clock()),
+            self.clock() // 1000,
+        )
+        result = await self.sender.send(endpoint.url, out)
+        return _Sent(item, result, judge(result.status_code), True)
 
-    async def _record(self, item: ClaimedDelivery, result: AttemptResult, verdict: Verdict) -> bool:
-        """Write the attempt and the delivery's next state; False if the claim was lost."""
+    async def _record(self, batch: list[_Sent]) -> list[bool]:
+        """Write each attempt and its delivery's next state, all in one transaction (one
+        group member, one savepoint, one wait for the commit, whatever the batch size); which
+        of them were written (``False``: the claim was lost). Should the batch fail as a
+        whole, each is tried alone, so one bad row cannot hold back the rest."""
+        try:
+            recorded = await self._write(batch)
+        except Exception:
+            if len(batch) == 1:
+                raise
+            recorded = []
+            for sent in batch:
+                try:
+                    recorded += await self._write([sent])
+                except Exception:
+                    log.exception("delivery.attempt_crashed", delivery_id=sent.item.delivery.id)
+                    recorded.append(False)
+        for sent, ok in zip(batch, recorded, strict=True):
+            if ok:  # counted once recorded, so the counter agrees with the attempts table
+                self.metrics.attempt(sent.verdict, sent.result.latency_ms if sent.sent else None)
+        return recorded
+
+    async def _write(self, batch: list[_Sent]) -> list[bool]:
         now = self.clock()
+        statuses: list[str | None] = []
+        healthy: set[str] = set()  # endpoints already cleared in this transaction
+        async with self.store.transaction() as tx:
+            for sent in batch:
+                statuses.append(await self._write_one(tx, sent, now, healthy))
+        for sent, status in zip(batch, statuses, strict=True):
+            item, result = sent.item, sent.result
+            if status is None:
+                log.warning("delivery.claim_lost", delivery_id=item.delivery.id)
+                continue
+            log.info(
+                "delivery.attempt", delivery_id=item.delivery.id, event_id=item.event_id,
+                endpoint_id=item.endpoint.id, attempt=item.delivery.attempts + 1,
+                status_code=result.status_code, outcome=status, latency_ms=result.latency_ms,
+            )  # fmt: skip
+        return [status is not None for status in statuses]
+
+    async def _write_one(
+        self, tx: Transaction, sent: _Sent, now: int, healthy: set[str]
+    ) -> str | None:
+        """The delivery's new status, or ``None`` if the claim was lost (nothing written)."""
+        item, result, verdict = sent.item, sent.result, sent.verdict
         number = item.delivery.attempts + 1
         status, next_at = "failed", None
         if verdict is Verdict.DELIVERED:
@@ -135,32 +179,28 @@ class DeliveryWorker:
             )
             if delay is not None:
                 status, next_at = "pending", now + delay
-        try:
-            async with self.store.transaction() as tx:
-                await tx.insert_attempt(
-                    Attempt(
-                        id=new_id("att", now), delivery_id=item.delivery.id, number=number,
-                        status_code=result.status_code, latency_ms=result.latency_ms,
-                        response_body=result.response_excerpt, error=result.error,
-                        manual=item.delivery.manual, created_at=now,
-                    )
-                )  # fmt: skip
-                finished = await tx.finish_delivery(
-                    item, status=status, next_attempt_at=next_at, attempts=number,
-                    last_status=result.status_code, last_error=result.error, now_ms=now,
-                )  # fmt: skip
-                if not finished:
-                    raise _LostClaim
-                await self._endpoint_health(tx, item.endpoint, verdict, now)
-        except _LostClaim:
-            log.warning("delivery.claim_lost", delivery_id=item.delivery.id)
-            return False
-        log.info(
-            "delivery.attempt", delivery_id=item.delivery.id, event_id=item.event_id,
-            endpoint_id=item.endpoint.id, attempt=number, status_code=result.status_code,
-            outcome=status, latency_ms=result.latency_ms,
+        # The claim first: a lost claim writes nothing, so there is nothing to undo.
+        finished = await tx.finish_delivery(
+            item, status=status, next_attempt_at=next_at, attempts=number,
+            last_status=result.status_code, last_error=result.error, now_ms=now,
         )  # fmt: skip
-        return True
+        if not finished:
+            return None
+        await tx.insert_attempt(
+            Attempt(
+                id=new_id("att", now), delivery_id=item.delivery.id, number=number,
+                status_code=result.status_code, latency_ms=result.latency_ms,
+                response_body=result.response_excerpt, error=result.error,
+                manual=item.delivery.manual, created_at=now,
+            )
+        )  # fmt: skip
+        if verdict is Verdict.DELIVERED and item.endpoint.id in healthy:
+            return status
+        healthy.discard(item.endpoint.id)
+        await self._endpoint_health(tx, item.endpoint, verdict, now)
+        if verdict is Verdict.DELIVERED:
+            healthy.add(item.endpoint.id)
+        return status
 
     async def _endpoint_health(
         self, tx: Transaction, claimed: Endpoint, verdict: Verdict, now: int
@@ -195,5 +235,57 @@ class DeliveryWorker:
         log.warning("endpoint.disabled", endpoint_id=endpoint.id, reason=reason)
 
 
-class _LostClaim(Exception):
-    pass
+@dataclass(frozen=True)
+class _Sent:
+    """One attempt's outcome, waiting to be recorded."""
+
+    item: ClaimedDelivery
+    result: AttemptResult
+    verdict: Verdict
+    sent: bool  # False: nothing went out (the endpoint was disabled or deleted)
+
+
+class _Recorder:
+    """Batches finished attempts: each waits while the batch before it is written, and all
+    that finished meanwhile are written together, in one transaction. At low load a batch is
+    one attempt; under load, the attempts of one commit's wait."""
+
+    def __init__(self, record: Callable[[list[_Sent]], Awaitable[list[bool]]]) -> None:
+        self._record = record
+        self._queue: list[tuple[_Sent, asyncio.Future[bool]]] = []
+        self._draining: asyncio.Task[None] | None = None
+
+    async def record(self, sent: _Sent) -> bool:
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((sent, done))
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain())
+        return await done
+
+    async def _drain(self) -> None:
+        batch: list[tuple[_Sent, asyncio.Future[bool]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    recorded = await self._record([sent for sent, _ in batch])
+                except Exception as exc:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (_, done), ok in zip(batch, recorded, strict=True):
+                    if not done.done():
+                        done.set_result(ok)
+        finally:
+            self._draining = None
+            for _, done in (*batch, *self._queue):  # left only when cancelled, as their
+                if not done.done():  # senders are: the leases bring them round again
+                    done.cancel()
+
+    async def close(self) -> None:
+        """Stop at once; what was not recorded is sent again when its lease runs out."""
+        if self._draining is not None:
+            self._draining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._draining

@@ -285,3 +285,88 @@ async def test_the_per_endpoint_limit_is_per_endpoint_not_per_host(bench: Bench)
         assert await asyncio.wait_for(round_, 5) == 12
     finally:
         await sender.close()
+
+
+async def _all_received(bench: Bench, count: int) -> None:
+    for _ in range(200):
+        if len(bench.receiver.received) >= count:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"received {len(bench.receiver.received)} of {count}")
+
+
+async def test_attempts_that_finish_together_are_recorded_together(bench: Bench) -> None:
+    """Sixteen answers released at once are written in a few transactions, not sixteen."""
+    bench.receiver.script["/a"] = ["hang"]
+    bench.receiver.script["/b"] = ["hang"]
+    await bench.endpoint("/a")
+    await bench.endpoint("/b")
+    for n in range(8):
+        await bench.event("task.succeeded", n)
+    recording: list[int] = []  # per transaction: attempts inserted
+
+    def trace(sql: str) -> None:
+        if sql == "SAVEPOINT tx":
+            recording.append(0)
+        elif sql.startswith("INSERT INTO attempts"):
+            recording[-1] += 1
+
+    round_ = asyncio.create_task(bench.worker.deliver_due())
+    await _all_received(bench, 16)
+    bench.store.db.writer.set_trace_callback(trace)
+    try:
+        bench.receiver.release.set()
+        assert await asyncio.wait_for(round_, 5) == 16
+    finally:
+        bench.store.db.writer.set_trace_callback(None)
+    batches = [n for n in recording if n]
+    assert sum(batches) == 16
+    assert len(batches) <= 4, batches
+    assert await bench.rows("SELECT status, COUNT(*) FROM deliveries GROUP BY status") == [
+        ("delivered", 16)
+    ]
+
+
+async def test_a_lost_claim_in_a_batch_writes_nothing_and_keeps_the_others(bench: Bench) -> None:
+    bench.receiver.script["/a"] = ["hang"]
+    await bench.endpoint("/a")
+    for n in range(4):
+        await bench.event("task.succeeded", n)
+    round_ = asyncio.create_task(bench.worker.deliver_due())
+    await _all_received(bench, 4)
+    [(stolen,)] = await bench.rows("SELECT id FROM deliveries ORDER BY id LIMIT 1")
+    async with bench.store.db.transaction() as conn:  # its lease ran out and another took it
+        await conn.execute("UPDATE deliveries SET claim_token = 'another' WHERE id = ?", (stolen,))
+    bench.receiver.release.set()
+    await asyncio.wait_for(round_, 5)
+    rows = await bench.rows("SELECT id, status, attempts, claim_token FROM deliveries ORDER BY id")
+    assert rows[0] == (stolen, "pending", 0, "another")
+    assert [row[1:] for row in rows[1:]] == [("delivered", 1, None)] * 3
+    assert await bench.rows("SELECT COUNT(*) FROM attempts WHERE delivery_id = ?", stolen) == [(0,)]
+    assert await bench.rows("SELECT COUNT(*) FROM attempts") == [(3,)]
+
+
+async def test_a_row_that_cannot_be_written_does_not_hold_back_its_batch(bench: Bench) -> None:
+    """The batch is undone as a whole, then each is written alone: three are recorded, and the
+    fourth stays pending under its lease, to be sent again when the lease runs out."""
+    bench.receiver.script["/a"] = ["hang"]
+    await bench.endpoint("/a")
+    for n in range(4):
+        await bench.event("task.succeeded", n)
+    [(poisoned,)] = await bench.rows("SELECT id FROM deliveries ORDER BY id LIMIT 1")
+    async with bench.store.db.transaction() as conn:
+        await conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON attempts WHEN NEW.delivery_id = "
+            f"'{poisoned}' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            (),
+        )
+    round_ = asyncio.create_task(bench.worker.deliver_due())
+    await _all_received(bench, 4)
+    bench.receiver.release.set()
+    await asyncio.wait_for(round_, 5)
+    rows = await bench.rows(
+        "SELECT id, status, claim_token IS NOT NULL FROM deliveries ORDER BY id"
+    )
+    assert rows[0] == (poisoned, "pending", 1)
+    assert [row[1:] for row in rows[1:]] == [("delivered", 0)] * 3
+    assert await bench.rows("SELECT COUNT(*) FROM attempts") == [(3,)]
