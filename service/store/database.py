@@ -16,12 +16,21 @@ thread — makes the whole group durable. Nobody's ``transaction()`` block is le
 ``COMMIT`` succeeded: a 2xx sent after it still means the row is on disk. Under load, the
 transactions that queued while one group committed form the next group, so the number of
 fsyncs per second stays flat as requests grow.
+
+Not every write needs its fsync. A lease taken by a claim, or an attempt recorded by the delivery
+worker, is safe to lose in a power cut: the lease runs out, the delivery is sent again with the
+same ``webhook-id``. Such transactions say ``durable=False``. With ``synchronous = FULL`` the
+connection itself runs at ``NORMAL`` (in WAL mode: no fsync at commit), and a group that holds
+any durable transaction fsyncs the WAL after its ``COMMIT`` — what ``FULL`` does — so only groups
+of leases and attempts skip it. The WAL is one file written in order, so the next durable commit
+makes everything before it durable too: nothing is reordered, only acknowledged later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -50,6 +59,9 @@ class Database:
         self._committer_for: asyncio.Future[None] | None = None
         self._committing: set[asyncio.Task[None]] = set()
         self._changes_at_begin = 0
+        self._group_durable = False  # any member of the open group asked for durability
+        #: FULL is kept by fsyncing the WAL after a durable group's COMMIT (see above)
+        self._fsync_wal = synchronous == "FULL"
         self._thread: ThreadPoolExecutor | None = None
         self._writer: InlineConnection | None = None
         self._reader: InlineConnection | None = None
@@ -71,7 +83,7 @@ class Database:
     def _pragmas(self) -> tuple[str, ...]:
         return (
             f"busy_timeout = {int(self._busy_timeout_ms)}",
-            f"synchronous = {self._synchronous}",
+            f"synchronous = {'NORMAL' if self._fsync_wal else self._synchronous}",
             "foreign_keys = ON",
             # Statement journals and savepoint sub-journals (one per group member) in memory:
             # as temporary files they cost a write per page, which tripled an insert's time.
@@ -99,6 +111,10 @@ class Database:
             self._thread.shutdown(wait=True)
         self._reader = self._writer = self._scan_reader = None
         self._thread = None
+
+    @property
+    def _wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
 
     @property
     def reader(self) -> InlineConnection:
@@ -131,9 +147,10 @@ class Database:
             )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[InlineConnection]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[InlineConnection]:
         """One transaction, committed (with whatever group it joined) before the block is left;
-        undone alone if the block raises."""
+        undone alone if the block raises. ``durable=False``: only for writes that are safe to
+        lose in a power cut (leases, delivery attempts); see the module's docstring."""
         self._queued += 1
         try:
             await self._lock.acquire()
@@ -144,6 +161,7 @@ class Database:
         except BaseException:
             self._lock.release()
             raise
+        self._group_durable = self._group_durable or durable
         conn = self.writer
         conn.raw.execute("SAVEPOINT tx")
         try:
@@ -167,6 +185,7 @@ class Database:
                 await self._begin_waiting(conn)
             self._group = asyncio.get_running_loop().create_future()
             self._changes_at_begin = conn.total_changes
+            self._group_durable = False
         return self._group
 
     async def _begin_waiting(self, conn: sqlite3.Connection) -> None:
@@ -233,9 +252,10 @@ class Database:
         conn = self.writer.raw
         try:
             if conn.total_changes == self._changes_at_begin:
-                _commit(conn)  # nothing written (an idle claim): no fsync, so no need to wait
+                _commit(conn, None)  # nothing written (an idle claim): nothing to wait for
             else:
-                await self._in_thread(_commit, conn)
+                wal = self._wal_path if self._fsync_wal and self._group_durable else None
+                await self._in_thread(_commit, conn, wal)
         except BaseException as exc:
             group.set_exception(StoreError(f"the commit failed: {exc}"))
             group.exception()
@@ -285,10 +305,17 @@ def _begin(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
 
 
-def _commit(conn: sqlite3.Connection) -> None:
+def _commit(conn: sqlite3.Connection, fsync_wal: Path | None) -> None:
+    """``COMMIT``, then — for a durable group under ``FULL`` — the WAL's fsync."""
     try:
         conn.execute("COMMIT")
     except sqlite3.Error:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if fsync_wal is not None:
+        fd = os.open(fsync_wal, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

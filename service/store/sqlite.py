@@ -59,8 +59,8 @@ class SqliteStore:
         return self._reads
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.db.transaction() as conn:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Transaction]:
+        async with self.db.transaction(durable=durable) as conn:
             yield Queries(conn)
 
     async def check_writable(self) -> None:
@@ -97,7 +97,7 @@ class SqliteStore:
     async def claim_due_tasks(
         self, statuses: tuple[str, ...], now_ms: int, lease_ms: int, limit: int
     ) -> list[Claimed]:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(durable=False) as conn:  # a lease, safe to lose
             return await Queries(conn).claim_due_tasks(statuses, now_ms, lease_ms, limit)
 
     async def find_api_key(self, prefix: str) -> ApiKey | None:
@@ -135,7 +135,7 @@ class SqliteStore:
     async def claim_due_deliveries(
         self, now_ms: int, lease_ms: int, limit: int
     ) -> list[ClaimedDelivery]:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(durable=False) as conn:  # a lease, safe to lose
             return await Queries(conn).claim_due_deliveries(now_ms, lease_ms, limit)
 
     async def list_deliveries_for_event(self, event_id: str, page: PageRequest) -> list[Delivery]:
