@@ -1,8 +1,8 @@
 """SQL for operations: the counts ``/metrics`` reports and the retention purge.
 
-Every statement here is answered by an index (migration ``0004_operations``); the statements are
-module constants so ``tests/ops`` can hold each one to its query plan. The counts by status and
-outcome are covering-index scans: cheap, but they grow with history (see that migration).
+Every statement here is answered by an index or by the ``status_counts`` table (a few rows kept
+by triggers, migration ``0005_status_counts``), so a scrape costs the same at any size of
+history; the statements are module constants so ``tests/ops`` can hold each one to its plan.
 
 The purge empties rows in place, oldest first and ``limit`` at a time, and marks them
 ``purged_at``: a marked row leaves the partial index the next batch walks, so each batch reads
@@ -14,16 +14,9 @@ from __future__ import annotations
 from service.store.base import OpsCounts
 from service.store.rows import Sql
 
-#: ``status <> ''`` is true of every row; it is here because the indexes are partial on it (so
-#: that the workers' claim queries never pick them).
-TASKS_BY_STATUS = "SELECT status AS k, COUNT(*) AS n FROM tasks WHERE status <> '' GROUP BY status"
-CALLBACKS_BY_OUTCOME = "SELECT outcome AS k, COUNT(*) AS n FROM callbacks GROUP BY outcome"
-DELIVERIES_BY_STATUS = (
-    "SELECT status AS k, COUNT(*) AS n FROM deliveries WHERE status <> '' GROUP BY status"
-)
-OLDEST_PENDING = (
-    "SELECT MIN(created_at) AS oldest FROM deliveries WHERE status <> '' AND status = 'pending'"
-)
+#: counts by status (and by outcome for callbacks), kept by triggers (migration 0005)
+STATUS_COUNTS = "SELECT kind, status, n FROM status_counts"
+OLDEST_PENDING = "SELECT MIN(created_at) AS oldest FROM deliveries WHERE status = 'pending'"
 #: what a delivery worker would claim now: due and not under a live lease
 QUEUE_DUE = (
     "SELECT COUNT(*) AS n, MIN(next_attempt_at) AS oldest FROM deliveries"
@@ -54,18 +47,18 @@ class OpsQueries(Sql):
         due = await self._one(QUEUE_DUE, (now_ms, now_ms))
         claimed = await self._one(QUEUE_CLAIMED, (now_ms,))
         oldest = await self._one(OLDEST_PENDING, ())
+        counts: dict[str, dict[str, int]] = {"tasks": {}, "callbacks": {}, "deliveries": {}}
+        for row in await self._all(STATUS_COUNTS, ()):
+            counts[row["kind"]][row["status"]] = int(row["n"])
         return OpsCounts(
-            tasks=await self._counts(TASKS_BY_STATUS),
-            callbacks=await self._counts(CALLBACKS_BY_OUTCOME),
-            deliveries=await self._counts(DELIVERIES_BY_STATUS),
+            tasks=counts["tasks"],
+            callbacks=counts["callbacks"],
+            deliveries=counts["deliveries"],
             queue_due=int(due["n"]) if due else 0,
             queue_claimed=int(claimed["n"]) if claimed else 0,
             oldest_pending_at=oldest["oldest"] if oldest else None,
             oldest_due_at=due["oldest"] if due else None,
         )
-
-    async def _counts(self, sql: str) -> dict[str, int]:
-        return {row["k"]: int(row["n"]) for row in await self._all(sql, ())}
 
     async def purge_event_payloads(self, cutoff_ms: int, now_ms: int, limit: int) -> int:
         cursor = await self._conn.execute(PURGE_EVENTS, (now_ms, cutoff_ms, limit))
