@@ -5,7 +5,8 @@ takes a few microseconds, where a hop to a thread and back costs far more, and u
 hop waits its turn for a core. Only what can *wait* leaves the loop: taking SQLite's write lock
 when another process holds it, the fsync of ``COMMIT``, and reads that walk many rows (the
 ``/metrics`` queue depth, which walks the backlog; a recovery's event list), which use
-``scan_reader`` (aiosqlite, its own thread). WAL mode lets readers see the last committed state while the writer works.
+``scan_reader`` (aiosqlite, its own thread). WAL mode lets readers see the last committed
+state while the writer works.
 
 Every write goes through :meth:`Database.transaction`, which holds a lock for the body of one
 transaction. The first transaction of a group takes SQLite's write lock (``BEGIN IMMEDIATE``:
