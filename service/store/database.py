@@ -73,6 +73,15 @@ class Database:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="taskhook-writer")
         # The writer never waits inline: a busy write lock sends BEGIN to the thread instead.
         writer = await self._in_thread(self._connect, "journal_mode = WAL", "busy_timeout = 0")
+        mode = writer.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":  # SQLite falls back quietly where WAL cannot work (some file systems)
+            await self._in_thread(writer.close)
+            self._thread.shutdown(wait=True)
+            self._thread = None
+            raise StoreError(
+                f"{self.path}: SQLite would not use WAL mode here (journal_mode is {mode}); "
+                "group commit, readers beside the writer and FULL's fsync of the WAL need it"
+            )
         self._writer = InlineConnection(writer)
         self._reader = InlineConnection(await self._in_thread(self._connect, "query_only = ON"))
         self._scan_reader = await aiosqlite.connect(self.path, isolation_level=None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from service.errors import StoreError
 from service.store.database import Database
 
 
@@ -86,3 +87,10 @@ async def test_normal_never_fsyncs(tmp_path: Path, fsyncs: list[str]) -> None:
     finally:
         await db.close()
     assert fsyncs == []
+
+
+async def test_a_database_that_cannot_use_wal_is_refused() -> None:
+    # An in-memory database keeps journal_mode "memory": what a file system without WAL gives
+    db = Database(Path(":memory:"))
+    with pytest.raises(StoreError, match="WAL"):
+        await db.open()
