@@ -73,7 +73,7 @@ class Database:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="taskhook-writer")
         # The writer never waits inline: a busy write lock sends BEGIN to the thread instead.
         writer = await self._in_thread(self._connect, "journal_mode = WAL", "busy_timeout = 0")
-        mode = writer.execute("PRAGMA journal_mode").fetchone()[0]
+        mode = writer.execute("PRAGMA journal_mode").fetchall()[0][0]  # fetched: no open statement
         if mode != "wal":  # SQLite falls back quietly where WAL cannot work (some file systems)
             await self._in_thread(writer.close)
             self._thread.shutdown(wait=True)
