@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from service.settings import load_settings
 from tools.bench import processes, seed
 from tools.bench.context import Context
 from tools.bench.results import Metric, Outcome
+from tools.bench.seed import read_only
 
 NAME = "2 delivery"
 ENDPOINTS = 8
@@ -42,12 +42,9 @@ async def _received(session: aiohttp.ClientSession, stats_url: str) -> int:
 
 
 def _query(db: Path, sql: str) -> tuple[int, ...]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
+    with read_only(db) as conn:
         row: tuple[int, ...] = conn.execute(sql).fetchone()
         return row
-    finally:
-        conn.close()
 
 
 async def _raw(template: Path, concurrency: int, per_host: int) -> dict[str, float]:

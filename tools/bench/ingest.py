@@ -15,7 +15,6 @@ deliveries as there were 2xx answers.
 from __future__ import annotations
 
 import math
-import sqlite3
 from pathlib import Path
 
 from service.core.clock import system_clock
@@ -26,6 +25,7 @@ from tools.bench.callbacks import Callbacks
 from tools.bench.context import Context
 from tools.bench.load import CLIENT, LoadResult, Request, closed_loop_parallel
 from tools.bench.results import Metric, Outcome
+from tools.bench.seed import read_only
 from tools.bench.wrkload import WRK, closed_loop_wrk
 
 NAME = "1 ingest"
@@ -148,8 +148,7 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
 
 def _verify(out: Outcome, db: Path, ok_total: int, failures: list[str]) -> None:
     """Every 2xx must be one applied callback, one succeeded task, one event, one delivery."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
+    with read_only(db) as conn:
 
         def one(sql: str) -> int:
             count: int = conn.execute(sql).fetchone()[0]
@@ -167,5 +166,3 @@ def _verify(out: Outcome, db: Path, ok_total: int, failures: list[str]) -> None:
                   one("SELECT count(*) FROM events WHERE type = 'task.succeeded'"))  # fmt: skip
         out.check(NAME, "deliveries written = 2xx", ok_total,
                   one("SELECT count(*) FROM deliveries WHERE status = 'pending'"))  # fmt: skip
-    finally:
-        conn.close()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import sqlite3
 import time
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -36,6 +35,7 @@ from tools.bench.context import Context
 from tools.bench.load import LoadResult, open_loop
 from tools.bench.receiver import Receiver, bind, serve_in_process
 from tools.bench.results import Metric, Outcome, percentile
+from tools.bench.seed import read_only
 
 NAME = "3 end-to-end"
 SPLIT_NAME = "3 end-to-end, web+worker"
@@ -165,15 +165,12 @@ async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
         await serving
         sock.close()
     out.check(name, "every received event verifies (standardwebhooks)", received_total, verified)
-    conn = sqlite3.connect(f"file:{settings.storage.database_path}?mode=ro", uri=True)
-    try:
+    with read_only(settings.storage.database_path) as conn:
         counts = conn.execute(
             "SELECT (SELECT count(*) FROM tasks WHERE status = 'succeeded'),"
             " (SELECT count(*) FROM deliveries WHERE status = 'delivered'),"
             " (SELECT count(*) FROM callbacks WHERE outcome = 'applied')"
         ).fetchone()
-    finally:
-        conn.close()
     out.check(name, "2xx = tasks succeeded = delivered = applied callbacks = received",
               (ok_total,) * 4, (*counts, received_total))  # fmt: skip
     return out, peak

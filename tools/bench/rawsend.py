@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import time
 from collections import Counter
 
@@ -23,6 +22,7 @@ import aiohttp
 import uvloop
 
 from service.core.delivery import Outbound, outbound
+from tools.bench.seed import read_only
 
 #: one POST: the endpoint URL and the signed request
 Item = tuple[str, Outbound]
@@ -30,15 +30,12 @@ Item = tuple[str, Outbound]
 
 def load(db: str) -> list[Item]:
     """Every pending delivery, in the worker's claim order, signed now."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
+    with read_only(db) as conn:
         rows = conn.execute(
             "SELECT e.id, e.payload, p.url, p.secret FROM deliveries d"
             " JOIN events e ON e.id = d.event_id JOIN endpoints p ON p.id = d.endpoint_id"
             " WHERE d.status = 'pending' ORDER BY d.next_attempt_at, d.id"
         ).fetchall()
-    finally:
-        conn.close()
     now_s = int(time.time())
     return [
         (url, outbound(event_id, payload, [secret], now_s))

@@ -13,7 +13,6 @@ statements alone. Each figure is reported as the ratio big / small of its p99, p
 from __future__ import annotations
 
 import random
-import sqlite3
 import sys
 import time
 
@@ -25,6 +24,7 @@ from service.store.sqlite import SqliteStore
 from tools.bench import processes, scaledb
 from tools.bench.context import Context
 from tools.bench.results import Metric, Outcome, percentile
+from tools.bench.seed import read_only
 
 NAME = "4 scale"
 STATUSES = ("succeeded", "failed", "running", "queued")
@@ -35,8 +35,7 @@ WARMUP = 50
 def _task_ids(db: scaledb.ScaleDb, count: int, seed: int) -> list[str]:
     """``count`` random tasks of the account whose key the bench uses."""
     rng = random.Random(seed)  # noqa: S311
-    conn = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
-    try:
+    with read_only(db.path) as conn:
         found: list[str] = []
         while len(found) < count:
             rowids = [rng.randint(1, db.tasks) for _ in range(count * scaledb.ACCOUNTS)]
@@ -48,8 +47,6 @@ def _task_ids(db: scaledb.ScaleDb, count: int, seed: int) -> list[str]:
                     (*rowids, db.account_id),
                 )
             ]
-    finally:
-        conn.close()
     return found[:count]
 
 

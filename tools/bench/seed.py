@@ -14,6 +14,7 @@ a half-filled database where a cached one is expected.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -353,16 +354,18 @@ _PARAMS = to_json(tpl.spec().params)
 _METADATA = to_json(dict(tpl.spec().metadata))
 
 
+def read_only(path: Path | str) -> contextlib.closing[sqlite3.Connection]:
+    """A read-only connection to a bench database, closed when the ``with`` block ends."""
+    return contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+
+
 def table_counts(path: Path) -> dict[str, int]:
     """Rows per table, read back (what a build really wrote)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with read_only(path) as conn:
         return {
             table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
             for table in (*Writer.ORDER, "accounts", "endpoints", "api_keys")
         }
-    finally:
-        conn.close()
 
 
 def size_bytes(path: Path) -> int:
