@@ -274,10 +274,7 @@ async def test_the_per_endpoint_limit_is_per_endpoint_not_per_host(bench: Bench)
     worker = replace(bench.worker, settings=limits, sender=sender)
     round_ = asyncio.create_task(worker.deliver_due())
     try:
-        for _ in range(200):
-            if len(bench.receiver.received) == 6:
-                break
-            await asyncio.sleep(0.025)
+        await _all_received(bench, 6)
         await asyncio.sleep(0.1)  # room for a seventh, if the limits were wrong
         # six events to each endpoint: three in flight at each, six at once on the one host
         assert (len(bench.receiver.at("/a")), len(bench.receiver.at("/b"))) == (3, 3)
