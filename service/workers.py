@@ -77,7 +77,8 @@ class Workers:
              self._waker.submitter, batch, idle_s),
             ("reconciler", lambda: reconcile_due(self._up, batch, concurrency),
              asyncio.Event(), batch, idle_s),
-            ("delivery", self._delivery.deliver_due, self._waker.delivery,
+            ("delivery", lambda: self._delivery.deliver_due(self._waker.delivery),
+             self._waker.delivery,
              self._delivery.settings.batch_size, idle_s),
         ]  # fmt: skip
         if self._retention is not None:

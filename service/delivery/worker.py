@@ -45,12 +45,16 @@ class DeliveryWorker:
     #: where recorded attempts are counted (the app's registry; a private one if not given)
     metrics: Metrics = field(default_factory=Metrics)
 
-    async def deliver_due(self) -> int:
+    async def deliver_due(self, woken: asyncio.Event | None = None) -> int:
         """Deliver what is due now; returns how many deliveries were claimed.
 
         Claims overlap with sending: once half of a batch is done, the next batch is claimed,
-        so the slowest sends of one batch never leave the connections idle. It stops when a
-        claim comes back short of a full batch (nothing more is due)."""
+        so the slowest sends of one batch never leave the connections idle. A claim that comes
+        back short of a full batch means nothing more is due: the round ends once what it
+        claimed is recorded — unless ``woken`` is set meanwhile (new deliveries were committed),
+        which claims again at once. Waiting for the round's last attempts to be written (a
+        commit, perhaps behind another process's write lock) would otherwise hold the news back
+        by a whole round."""
         batch = self.settings.batch_size
         everyone = asyncio.Semaphore(self.settings.concurrency)
         per_endpoint: defaultdict[str, asyncio.Semaphore] = defaultdict(
@@ -78,11 +82,12 @@ class DeliveryWorker:
                 total += len(claimed)
                 running.update(asyncio.create_task(one(item, claimed_at)) for item in claimed)
                 if len(claimed) < batch:
-                    break
+                    running = await _until_done_or_woken(running, woken)
+                    if not running:
+                        break
+                    continue
                 while len(running) > batch // 2:
                     _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            if running:
-                await asyncio.gather(*running)
         except asyncio.CancelledError:
             for task in running:  # a stopping worker's claims return when their leases run out
                 task.cancel()
@@ -236,6 +241,25 @@ class DeliveryWorker:
         )  # fmt: skip
         await record_event(tx, event, now, exclude_endpoint=endpoint.id)
         log.warning("endpoint.disabled", endpoint_id=endpoint.id, reason=reason)
+
+
+async def _until_done_or_woken(
+    running: set[asyncio.Task[None]], woken: asyncio.Event | None
+) -> set[asyncio.Task[None]]:
+    """Wait until every task in ``running`` is done (returns an empty set) or ``woken`` is set
+    (clears it; returns the tasks still running)."""
+    if woken is None:
+        await asyncio.gather(*running)
+        return set()
+    waiting = asyncio.ensure_future(woken.wait())
+    try:
+        while running and not woken.is_set():
+            await asyncio.wait({*running, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            running = {task for task in running if not task.done()}
+    finally:
+        waiting.cancel()
+    woken.clear()
+    return running
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,33 @@ async def test_a_slow_send_does_not_hold_back_the_next_batch(bench: Bench) -> No
     ]
 
 
+async def test_a_round_woken_mid_send_claims_what_was_just_written(bench: Bench) -> None:
+    """News of a delivery committed while the round's last send hangs is acted on at once;
+    without the news, the round ends only when the hanging send does, and the new delivery
+    waits for the next round."""
+    bench.receiver.script["/hang"] = ["hang"]
+    await bench.endpoint("/hang", event_types=("task.failed",))
+    await bench.endpoint("/fast", event_types=("task.succeeded",))
+    await bench.event("task.failed")
+    woken = asyncio.Event()
+    round_ = asyncio.create_task(bench.worker.deliver_due(woken))
+    await _all_received(bench, 1)  # the hanging send is out
+    await bench.event("task.succeeded", "unannounced")
+    await asyncio.sleep(0.2)
+    assert bench.receiver.at("/fast") == []  # not claimed: nobody said it was there
+    await bench.event("task.succeeded", "announced")
+    woken.set()
+    await _all_received(bench, 3)
+    assert len(bench.receiver.at("/fast")) == 2
+    assert not round_.done()  # the hanging send is still out
+    assert not woken.is_set()  # the news was taken
+    bench.receiver.release.set()
+    assert await asyncio.wait_for(round_, 5) == 3
+    assert await bench.rows("SELECT status, COUNT(*) FROM deliveries GROUP BY status") == [
+        ("delivered", 3)
+    ]
+
+
 async def test_the_per_endpoint_limit_is_per_endpoint_not_per_host(bench: Bench) -> None:
     """Two endpoints on one host:port: each gets its own share of connections (aiohttp's
     per-host limit would have them share one endpoint's)."""
