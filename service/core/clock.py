@@ -28,8 +28,9 @@ def fixed_clock(ms: int) -> Clock:
 
 def to_rfc3339(ms: int) -> str:
     """``1700000000123`` → ``"2023-11-14T22:13:20.123Z"`` (always UTC, millisecond precision)."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # isoformat, not strftime: half the time, and it is on every event's and response's path
+    seconds = datetime.fromtimestamp(ms // 1000, tz=UTC).isoformat()[:19]
+    return f"{seconds}.{ms % 1000:03d}Z"
 
 
 def parse_rfc3339(text: str) -> int:
