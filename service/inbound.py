@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import NoReturn
 
+import structlog
+
 from service.core.ids import is_id, new_id
 from service.core.ledger import Outcome
 from service.core.signing import SignatureInvalid
@@ -148,7 +150,9 @@ async def _apply_callback(
         await _refuse_another(up, record, task)
     if transition.outcome is Outcome.APPLIED:
         up.notify()
-    log.info("callback.received", callback_id=done.id, task_id=task.id, outcome=outcome)
+    # On the request's own log line (the access line) rather than a line of its own: one line
+    # per callback says what came in and what it did.
+    structlog.contextvars.bind_contextvars(callback_id=done.id, task_id=task.id, outcome=outcome)
     return done if insert or transition.outcome is Outcome.APPLIED else record
 
 

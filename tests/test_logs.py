@@ -9,10 +9,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import structlog
+from starlette.applications import Starlette
 
 from service.logs import REDACTED, configure_logging, redact
+from service.store.sqlite import SqliteStore
 from service.web.middleware import loggable_path
 from tests.conftest import Caller
+from tests.upstream.test_callback_rejections import Harness, success_body
 
 
 @pytest.fixture
@@ -77,3 +80,33 @@ async def test_request_lines_carry_request_id_and_no_key(
     ]
     assert access[0]["account_id"] == caller.account_id
     assert all(line["level"] for line in lines)
+
+
+@pytest.mark.usefixtures("json_logs")
+async def test_a_callback_is_one_access_line_with_its_outcome_and_no_token(
+    app: Starlette,
+    client: httpx.AsyncClient,
+    store: SqliteStore,
+    caller: Caller,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    h = Harness(app, client, store)
+    task = await h.submitted_task(caller)
+    path = await h.path(task["id"])
+    capsys.readouterr()
+    answered = await h.deliver(task["id"], success_body())
+    assert answered.status_code == 200, answered.text
+
+    err = capsys.readouterr().err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    # (the test's own httpx client logs the URL it was given, token and all)
+    lines = [line for line in lines if not line["event"].startswith("HTTP Request:")]
+    assert path.rsplit("/", 1)[1] not in json.dumps(lines)
+    assert [line["event"] for line in lines] == ["task.update", "request"]
+    access = lines[1]
+    assert access["path"] == "/callbacks/simulator/[redacted]"
+    assert (access["callback_id"], access["task_id"], access["outcome"]) == (
+        answered.json()["id"],
+        task["id"],
+        "applied",
+    )

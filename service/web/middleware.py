@@ -1,4 +1,5 @@
-"""Per-request context: a request id on every log line and response, and one access log line.
+"""Per-request context: a request id on every log line and response, and one access log line
+(which also carries what a handler bound to the context, e.g. a callback's outcome).
 
 A pure ASGI middleware (not ``BaseHTTPMiddleware``) so it adds no task hop or body buffering.
 """
