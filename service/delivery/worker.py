@@ -251,15 +251,16 @@ async def _until_done_or_woken(
     if woken is None:
         await asyncio.gather(*running)
         return set()
+    # One waiter for them all: cancelling it (when woken) leaves the tasks running.
+    everything = asyncio.ensure_future(asyncio.wait(running))
     waiting = asyncio.ensure_future(woken.wait())
     try:
-        while running and not woken.is_set():
-            await asyncio.wait({*running, waiting}, return_when=asyncio.FIRST_COMPLETED)
-            running = {task for task in running if not task.done()}
+        await asyncio.wait({everything, waiting}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        everything.cancel()
         waiting.cancel()
     woken.clear()
-    return running
+    return {task for task in running if not task.done()}
 
 
 @dataclass(frozen=True)
