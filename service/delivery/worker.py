@@ -82,9 +82,9 @@ class DeliveryWorker:
                 total += len(claimed)
                 running.update(asyncio.create_task(one(item, claimed_at)) for item in claimed)
                 if len(claimed) < batch:
-                    running = await _until_done_or_woken(running, woken)
-                    if not running:
+                    if not running or not await _woken_before_done(running, woken):
                         break
+                    running = {task for task in running if not task.done()}
                     continue
                 while len(running) > batch // 2:
                     _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -243,14 +243,12 @@ class DeliveryWorker:
         log.warning("endpoint.disabled", endpoint_id=endpoint.id, reason=reason)
 
 
-async def _until_done_or_woken(
-    running: set[asyncio.Task[None]], woken: asyncio.Event | None
-) -> set[asyncio.Task[None]]:
-    """Wait until every task in ``running`` is done (returns an empty set) or ``woken`` is set
-    (clears it; returns the tasks still running)."""
+async def _woken_before_done(running: set[asyncio.Task[None]], woken: asyncio.Event | None) -> bool:
+    """Wait until every task in ``running`` (not empty) is done — ``False`` — or until
+    ``woken`` is set — ``True``, and the event is cleared: the news is taken."""
     if woken is None:
         await asyncio.gather(*running)
-        return set()
+        return False
     # One waiter for them all: cancelling it (when woken) leaves the tasks running.
     everything = asyncio.ensure_future(asyncio.wait(running))
     waiting = asyncio.ensure_future(woken.wait())
@@ -259,8 +257,10 @@ async def _until_done_or_woken(
     finally:
         everything.cancel()
         waiting.cancel()
+    if not woken.is_set():
+        return False
     woken.clear()
-    return {task for task in running if not task.done()}
+    return True
 
 
 @dataclass(frozen=True)

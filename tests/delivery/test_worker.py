@@ -287,6 +287,15 @@ async def test_a_round_woken_mid_send_claims_what_was_just_written(bench: Bench)
     ]
 
 
+async def test_a_woken_round_with_nothing_due_leaves_the_news_for_the_next(bench: Bench) -> None:
+    """Nothing claimed, nothing in flight: the round ends at once and does not take the news
+    (its loop sees the event still set and goes round again)."""
+    woken = asyncio.Event()
+    woken.set()
+    assert await bench.worker.deliver_due(woken) == 0
+    assert woken.is_set()
+
+
 async def test_the_per_endpoint_limit_is_per_endpoint_not_per_host(bench: Bench) -> None:
     """Two endpoints on one host:port: each gets its own share of connections (aiohttp's
     per-host limit would have them share one endpoint's)."""
