@@ -135,8 +135,9 @@ async def _apply_callback(
         if not refused:
             record = replace(record, account_id=task.account_id)
             task, transition = await apply_update(
-                tx, task, update.change_for(task), now, kind=EntryKind.CALLBACK, source=source
-            )
+                tx, task, update.change_for(task), now, kind=EntryKind.CALLBACK, source=source,
+                next_check=lambda applied: up.next_check(applied, now),
+            )  # fmt: skip
             outcome = transition.outcome.value
             applied_at = now if transition.outcome is Outcome.APPLIED else record.applied_at
             done = replace(record, outcome=outcome, detail=transition.reason, applied_at=applied_at)
@@ -144,8 +145,6 @@ async def _apply_callback(
                 await tx.insert_callback(done)
             elif transition.outcome is Outcome.APPLIED or record.outcome == "pending":
                 await tx.set_callback_outcome(done.id, outcome, done.detail, applied_at)
-            if transition.outcome is Outcome.APPLIED:
-                await tx.schedule_task(task.id, up.next_check(task, now))
     if refused:
         await _refuse_another(up, record, task)
     if transition.outcome is Outcome.APPLIED:

@@ -28,7 +28,7 @@ from service.logs import get_logger
 from service.outbox import record_event
 from service.providers.base import Provider, ProviderError, ProviderRejected, ProviderRetryable
 from service.settings import UpstreamSettings
-from service.store.base import Claimed, Store, Transaction
+from service.store.base import Claimed, Keep, Store, Transaction
 
 log = get_logger("taskhook.upstream")
 ACTIVE = (TaskStatus.SUBMITTED.value, TaskStatus.RUNNING.value)
@@ -71,8 +71,10 @@ async def apply_update(
     *,
     kind: EntryKind,
     source: str,
+    next_check: Callable[[Task], int | None] | None = None,
 ) -> tuple[Task, Transition]:
-    """Run ``change`` through the ledger and write everything it causes, in ``tx``."""
+    """Run ``change`` through the ledger and write everything it causes, in ``tx``;
+    ``next_check``, if given, also reschedules an updated task (when to look at it next)."""
     transition = ledger_apply(task.state, change, now)
     if transition.outcome is Outcome.APPLIED:
         refunded = task.refunded_credits
@@ -84,7 +86,9 @@ async def apply_update(
                 await tx.insert_credit_entry(entry)
                 refunded += entry.delta
         task = replace(task, state=transition.state, refunded_credits=refunded)
-        await tx.update_task(task)
+        await tx.update_task(
+            task, next_check_at=Keep.SCHEDULE if next_check is None else next_check(task)
+        )
         if transition.event_type is not None:
             event = task_event(new_id("evt", now), task, transition.event_type, now)
             await record_event(tx, event, now)

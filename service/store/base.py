@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
 from service.core.credits import CreditEntry
@@ -86,6 +87,12 @@ class CallbackRecord:
 
 
 #: a delivery is ``pending`` until it succeeds (``delivered``) or is given up on (``failed``)
+class Keep(Enum):
+    """``Transaction.update_task``'s default for ``next_check_at``: leave it as it is."""
+
+    SCHEDULE = "keep"
+
+
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 
@@ -226,12 +233,12 @@ class Transaction(Reads, Protocol):
     async def insert_event(self, event: Event) -> None: ...
     async def put_idempotency(self, record: IdempotencyRecord) -> None: ...
     async def insert_moderation_block(self, block: ModerationBlock) -> None: ...
-    async def update_task(self, task: Task) -> None:
-        """Write a task's ledger state and refunded total (the row's identity never changes)."""
-        ...
-
-    async def schedule_task(self, task_id: str, next_check_at: int | None) -> None:
-        """When a worker should next look at the task (``None``: never, it is terminal)."""
+    async def update_task(
+        self, task: Task, *, next_check_at: int | Keep | None = Keep.SCHEDULE
+    ) -> None:
+        """Write a task's ledger state and refunded total (the row's identity never changes),
+        and — when given — when a worker should next look at it (``None``: never, it is
+        terminal): one statement, where a second would touch the row and its index again."""
         ...
 
     async def release_task(

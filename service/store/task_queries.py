@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from service.core.pagination import PageRequest
 from service.core.tasks import Task
-from service.store.base import CallbackRecord, Claimed, TaskFilter
+from service.store.base import CallbackRecord, Claimed, Keep, TaskFilter
 from service.store.rows import (
     CALLBACK_COLUMNS,
     TASK_COLUMNS,
@@ -35,25 +35,27 @@ class TaskQueries(Sql):
         )
         return task_from_row(row) if row else None
 
-    async def update_task(self, task: Task) -> None:
+    async def update_task(
+        self, task: Task, *, next_check_at: int | Keep | None = Keep.SCHEDULE
+    ) -> None:
         state = task.state
+        schedule = next_check_at is not Keep.SCHEDULE
         await self._conn.execute(
-            "UPDATE tasks SET status = ?, progress = ?, sequence = ?, provider_task_id = ?,"
+            "UPDATE tasks SET status = ?, progress = ?, sequence = ?, provider_task_id = ?,"  # noqa: S608
             " results = ?, failure_code = ?, failure_message = ?, refunded_credits = ?,"
-            " updated_at = ?, completed_at = ? WHERE id = ?",
+            " updated_at = ?, completed_at = ?"
+            + (", next_check_at = ?" if schedule else "")  # a fixed column, chosen by a flag
+            + " WHERE id = ?",
             (
                 str(state.status), state.progress, state.sequence, state.provider_task_id,
                 to_json([asdict(r) for r in state.results]),
                 state.failure.code if state.failure else None,
                 state.failure.message if state.failure else None,
-                task.refunded_credits, state.updated_at, state.completed_at, task.id,
+                task.refunded_credits, state.updated_at, state.completed_at,
+                *((next_check_at,) if schedule else ()),
+                task.id,
             ),
         )  # fmt: skip
-
-    async def schedule_task(self, task_id: str, next_check_at: int | None) -> None:
-        await self._conn.execute(
-            "UPDATE tasks SET next_check_at = ? WHERE id = ?", (next_check_at, task_id)
-        )
 
     async def claim_due_tasks(
         self, statuses: tuple[str, ...], now_ms: int, lease_ms: int, limit: int
