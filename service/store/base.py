@@ -86,13 +86,13 @@ class CallbackRecord:
     applied_at: int | None = None
 
 
-#: a delivery is ``pending`` until it succeeds (``delivered``) or is given up on (``failed``)
 class Keep(Enum):
     """``Transaction.update_task``'s default for ``next_check_at``: leave it as it is."""
 
     SCHEDULE = "keep"
 
 
+#: a delivery is ``pending`` until it succeeds (``delivered``) or is given up on (``failed``)
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 
