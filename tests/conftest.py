@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -17,6 +18,9 @@ from service.settings import PROJECT_ROOT, Settings, load_settings
 from service.store.sqlite import SqliteStore
 from service.usecases import create_account, create_api_key
 from service.web.context import Services
+
+if TYPE_CHECKING:  # the harness module imports this one
+    from tests.upstream.test_callback_rejections import Harness
 
 SECRET = "test-secret-key-0123456789abcdefghijklmnop"
 
@@ -95,3 +99,11 @@ def make_caller(store: SqliteStore) -> MakeCaller:
 @pytest.fixture
 async def caller(make_caller: MakeCaller) -> Caller:
     return await make_caller()
+
+
+@pytest.fixture
+def h(app: Starlette, client: httpx.AsyncClient, store: SqliteStore) -> Harness:
+    """The callback harness (tasks to call back, signed callbacks) over this test's app."""
+    from tests.upstream.test_callback_rejections import Harness
+
+    return Harness(app, client, store)

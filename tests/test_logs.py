@@ -9,10 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import structlog
-from starlette.applications import Starlette
 
 from service.logs import REDACTED, configure_logging, redact
-from service.store.sqlite import SqliteStore
 from service.web.middleware import loggable_path
 from tests.conftest import Caller
 from tests.upstream.test_callback_rejections import Harness, success_body
@@ -84,13 +82,8 @@ async def test_request_lines_carry_request_id_and_no_key(
 
 @pytest.mark.usefixtures("json_logs")
 async def test_a_callback_is_one_access_line_with_its_outcome_and_no_token(
-    app: Starlette,
-    client: httpx.AsyncClient,
-    store: SqliteStore,
-    caller: Caller,
-    capsys: pytest.CaptureFixture[str],
+    h: Harness, caller: Caller, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    h = Harness(app, client, store)
     task = await h.submitted_task(caller)
     path = await h.path(task["id"])
     capsys.readouterr()

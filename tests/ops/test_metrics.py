@@ -23,11 +23,6 @@ LATENCY = "taskhook_delivery_latency_seconds"
 ATTEMPTS = "taskhook_delivery_attempts_total"
 
 
-@pytest.fixture
-def h(app: Starlette, client: httpx.AsyncClient, store: SqliteStore) -> Harness:
-    return Harness(app, client, store)
-
-
 def gauges(samples: Samples, name: str) -> dict[str, float]:
     """``{label value: value}`` of a one-label family."""
     return {labels[0][1]: v for (n, labels), v in samples.items() if n == name and labels}

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from service.app import build_background, provider_client
 from service.core.events import Event, envelope
@@ -25,11 +24,6 @@ from service.store.sqlite import SqliteStore
 from tests.conftest import Caller
 from tests.ops.conftest import DAY_S, MovableClock, Subscriber
 from tests.upstream.test_callback_rejections import Harness, new_secret, success_body
-
-
-@pytest.fixture
-def h(app: Starlette, client: httpx.AsyncClient, store: SqliteStore) -> Harness:
-    return Harness(app, client, store)
 
 
 async def rows(store: SqliteStore, sql: str, *args: object) -> list[tuple[Any, ...]]:

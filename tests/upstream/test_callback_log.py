@@ -16,9 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
-from service.store.sqlite import SqliteStore
 from tests.conftest import Caller, MakeCaller
 from tests.upstream.test_callback_rejections import (
     SIM_ID,
@@ -37,11 +35,6 @@ CALLBACK_FIELDS = {
 }  # fmt: skip
 KIE_ID = "kie_task_0001"
 KIE_HMAC_KEY = "kie-webhook-hmac-key-0123"
-
-
-@pytest.fixture
-def h(app: Starlette, client: httpx.AsyncClient, store: SqliteStore) -> Harness:
-    return Harness(app, client, store)
 
 
 async def page(h: Harness, who: Caller, **params: str) -> dict[str, Any]:

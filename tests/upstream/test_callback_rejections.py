@@ -266,11 +266,6 @@ class Harness:
         ]
 
 
-@pytest.fixture
-def h(app: Starlette, client: httpx.AsyncClient, store: SqliteStore) -> Harness:
-    return Harness(app, client, store)
-
-
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
     """The contract's error shape: ``{"error": {"code", "message", "field"}}``."""
     assert response.status_code == status, response.text

@@ -3,22 +3,12 @@ again only once ``callback_deadline_seconds`` pass without news, and never at a 
 
 from __future__ import annotations
 
-import httpx
-import pytest
-from starlette.applications import Starlette
-
-from service.store.sqlite import SqliteStore
 from tests.conftest import Caller
 from tests.upstream.test_callback_rejections import (
     Harness,
     generating_body,
     success_body,
 )
-
-
-@pytest.fixture
-def h(app: Starlette, client: httpx.AsyncClient, store: SqliteStore) -> Harness:
-    return Harness(app, client, store)
 
 
 async def schedule(h: Harness, task_id: str) -> tuple[int | None, int]:
