@@ -60,6 +60,15 @@ class Bench:
             await record_event(tx, event, now)
         return event
 
+    async def held(self, *paths: str, events: int) -> None:
+        """Endpoints at ``paths`` whose answers wait for ``receiver.release``, and ``events``
+        ``task.succeeded`` events: a delivery to each of them per event."""
+        for path in paths:
+            self.receiver.script[path] = ["hang"]
+            await self.endpoint(path)
+        for n in range(events):
+            await self.event("task.succeeded", n)
+
     async def rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
         async with self.store.db.reader.execute(sql, args) as cursor:
             return [tuple(row) for row in await cursor.fetchall()]
@@ -299,12 +308,7 @@ async def test_a_woken_round_with_nothing_due_leaves_the_news_for_the_next(bench
 async def test_the_per_endpoint_limit_is_per_endpoint_not_per_host(bench: Bench) -> None:
     """Two endpoints on one host:port: each gets its own share of connections (aiohttp's
     per-host limit would have them share one endpoint's)."""
-    bench.receiver.script["/a"] = ["hang"]
-    bench.receiver.script["/b"] = ["hang"]
-    await bench.endpoint("/a")
-    await bench.endpoint("/b")
-    for n in range(6):
-        await bench.event("task.succeeded", n)
+    await bench.held("/a", "/b", events=6)
     limits = replace(bench.worker.settings, per_endpoint_concurrency=3, concurrency=64)
     sender = Sender(limits, TargetPolicy.from_settings(limits.allowed_networks))
     worker = replace(bench.worker, settings=limits, sender=sender)
@@ -330,12 +334,7 @@ async def _all_received(bench: Bench, count: int) -> None:
 
 async def test_attempts_that_finish_together_are_recorded_together(bench: Bench) -> None:
     """Sixteen answers released at once are written in a few transactions, not sixteen."""
-    bench.receiver.script["/a"] = ["hang"]
-    bench.receiver.script["/b"] = ["hang"]
-    await bench.endpoint("/a")
-    await bench.endpoint("/b")
-    for n in range(8):
-        await bench.event("task.succeeded", n)
+    await bench.held("/a", "/b", events=8)
     recording: list[int] = []  # per transaction: attempts inserted
 
     def trace(sql: str) -> None:
@@ -361,10 +360,7 @@ async def test_attempts_that_finish_together_are_recorded_together(bench: Bench)
 
 
 async def test_a_lost_claim_in_a_batch_writes_nothing_and_keeps_the_others(bench: Bench) -> None:
-    bench.receiver.script["/a"] = ["hang"]
-    await bench.endpoint("/a")
-    for n in range(4):
-        await bench.event("task.succeeded", n)
+    await bench.held("/a", events=4)
     round_ = asyncio.create_task(bench.worker.deliver_due())
     await _all_received(bench, 4)
     [(stolen,)] = await bench.rows("SELECT id FROM deliveries ORDER BY id LIMIT 1")
@@ -382,10 +378,7 @@ async def test_a_lost_claim_in_a_batch_writes_nothing_and_keeps_the_others(bench
 async def test_a_row_that_cannot_be_written_does_not_hold_back_its_batch(bench: Bench) -> None:
     """The batch is undone as a whole, then each is written alone: three are recorded, and the
     fourth stays pending under its lease, to be sent again when the lease runs out."""
-    bench.receiver.script["/a"] = ["hang"]
-    await bench.endpoint("/a")
-    for n in range(4):
-        await bench.event("task.succeeded", n)
+    await bench.held("/a", events=4)
     [(poisoned,)] = await bench.rows("SELECT id FROM deliveries ORDER BY id LIMIT 1")
     async with bench.store.db.transaction() as conn:
         await conn.execute(
