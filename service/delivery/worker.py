@@ -64,12 +64,17 @@ class DeliveryWorker:
         recorder = _Recorder(self._record)
 
         async def one(item: ClaimedDelivery, claimed_at: int) -> None:
-            async with everyone, per_endpoint[item.endpoint.id]:
-                try:
-                    if await self._still_ours(item, claimed_at):
-                        await recorder.record(await self._send(item))
-                except Exception:
-                    log.exception("delivery.attempt_crashed", delivery_id=item.delivery.id)
+            try:
+                # The limits are on requests in flight: recording the outcome (a wait for the
+                # write lock, perhaps behind another process) must not keep an endpoint's
+                # next delivery from going out.
+                async with everyone, per_endpoint[item.endpoint.id]:
+                    if not await self._still_ours(item, claimed_at):
+                        return
+                    sent = await self._send(item)
+                await recorder.record(sent)
+            except Exception:
+                log.exception("delivery.attempt_crashed", delivery_id=item.delivery.id)
 
         total = 0
         running: set[asyncio.Task[None]] = set()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -396,3 +397,30 @@ async def test_a_row_that_cannot_be_written_does_not_hold_back_its_batch(bench: 
     assert rows[0] == (poisoned, "pending", 1)
     assert [row[1:] for row in rows[1:]] == [("delivered", 0)] * 3
     assert await bench.rows("SELECT COUNT(*) FROM attempts") == [(3,)]
+
+
+async def test_an_attempt_waiting_to_be_written_does_not_hold_its_endpoints_slot(
+    bench: Bench,
+) -> None:
+    """One request in flight per endpoint: while the first attempt's outcome waits for the
+    write lock (another process holds it), the endpoint's next deliveries still go out."""
+    bench.receiver.script["/one"] = ["hang", 200]
+    await bench.endpoint("/one")
+    for n in range(3):
+        await bench.event("task.succeeded", n)
+    limits = replace(bench.worker.settings, per_endpoint_concurrency=1)
+    round_ = asyncio.create_task(replace(bench.worker, settings=limits).deliver_due())
+    await _all_received(bench, 1)  # claimed (committed) and the first request is out
+    other = sqlite3.connect(bench.store.db.path, isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        bench.receiver.release.set()  # the first answer comes back; its write must wait
+        await _all_received(bench, 3)
+        assert await bench.rows("SELECT COUNT(*) FROM attempts") == [(0,)]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert await asyncio.wait_for(round_, 5) == 3
+    assert await bench.rows("SELECT status, COUNT(*) FROM deliveries GROUP BY status") == [
+        ("delivered", 3)
+    ]
