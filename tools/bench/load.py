@@ -58,6 +58,9 @@ class LoadResult:
     finished_wall: float = 0.0
     #: latency percentiles (ms) a client reported itself, when it keeps no per-request list
     percentiles: dict[int, float] = field(default_factory=dict)
+    #: requests that may have reached the server with no answer waited for (wrk stops at its
+    #: time with a request out on each connection); the Python clients wait for every answer
+    cut_off: int = 0
 
     def latency_p(self, q: int) -> float:
         """The ``q``-th percentile of the 2xx answers' latency, in ms."""

@@ -99,6 +99,13 @@ class Outcome:
         self.checks.append(Check(scenario, what, ok, f"expected {expected}, got {got}"))
         return ok
 
+    def check_within(self, scenario: str, what: str, low: int, high: int, got: int) -> bool:
+        """Like ``check``, for a count known only within bounds."""
+        ok = low <= got <= high
+        expected = str(low) if low == high else f"{low} to {high}"
+        self.checks.append(Check(scenario, what, ok, f"expected {expected}, got {got}"))
+        return ok
+
     def extend(self, other: Outcome) -> None:
         self.metrics.extend(other.metrics)
         self.checks.extend(other.checks)

@@ -114,6 +114,7 @@ async def closed_loop_wrk(
     result.elapsed_s = found["duration_us"] / 1e6
     result.started_wall, result.finished_wall = started, started + result.elapsed_s
     result.exhausted = result.sent > len(requests)
+    result.cut_off = concurrency
     result.percentiles = {50: found["p50_us"] / 1000, 99: found["p99_us"] / 1000}
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result.client_cpu = cpu / max(result.elapsed_s, 1e-9)
