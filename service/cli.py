@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +31,8 @@ from service.wakeup import WakeListener, wake_address
 
 T = TypeVar("T")
 log = get_logger("taskhook.cli")
+#: net container allocations between young-generation collections (CPython's default: 700)
+GC_YOUNG_THRESHOLD = 50_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,8 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.logging.format, settings.logging.level)
     if args.command == "serve":
+        collect_garbage_rarely()
         return _serve(settings, args.host, args.port)
     if args.command == "worker":
+        collect_garbage_rarely()
         # uvloop, as `serve` runs under: the delivery worker's sends are its hot path.
         return uvloop.run(_worker(settings))
     if args.command == "simulator":
@@ -109,6 +114,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaskhookError as exc:
         print(f"taskhook: {exc.message}", file=sys.stderr)
         return 1
+
+
+def collect_garbage_rarely() -> None:
+    """Tune CPython's cycle collector for a long-running server (``serve``, ``worker``).
+
+    Our garbage is freed by reference counting; the collector only finds cycles. By default it
+    runs every 700 net allocations, which under load is every few dozen requests, and each run
+    walks every object the requests in flight hold (coroutines, frames, rows): about 2 ms each,
+    finding nothing: 4 to 5% of a busy process's CPU, plus a full collection of everything every
+    hundred runs (50 ms). Running it every 50 000 allocations bounds uncollected cycles at a few
+    megabytes; freezing what exists at start (modules, the app) keeps full collections from
+    walking it at all."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
