@@ -123,9 +123,9 @@ def collect_garbage_rarely() -> None:
     runs every 700 net allocations, which under load is every few dozen requests, and each run
     walks every object the requests in flight hold (coroutines, frames, rows): about 2 ms each,
     finding nothing: 4 to 5% of a busy process's CPU, plus a full collection of everything every
-    hundred runs (50 ms). Running it every 50 000 allocations bounds uncollected cycles at a few
-    megabytes; freezing what exists at start (modules, the app) keeps full collections from
-    walking it at all."""
+    hundred runs (50 ms). Running it every 50 000 allocations leaves at most that many objects
+    of uncollected cycles; freezing what exists at the call (the modules loaded, the settings)
+    keeps full collections from walking it at all."""
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
