@@ -175,3 +175,57 @@ async def test_a_write_lock_held_by_another_process_is_waited_for_off_the_loop(
         other.close()
     assert _on_disk(db.path) == {1}
     assert ticks >= 10  # the loop was not blocked while the lock was held
+
+
+async def test_the_first_of_a_group_that_raises_is_undone_and_those_queued_behind_commit(
+    db: Database,
+) -> None:
+    class Boom(Exception):
+        pass
+
+    first_in = asyncio.Event()
+
+    async def failing_first() -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t (k, v) VALUES (1000, 'doomed')")
+            first_in.set()
+            await asyncio.sleep(0.01)  # the others queue behind it meanwhile
+            raise Boom
+
+    failing = asyncio.create_task(failing_first())
+    await first_in.wait()
+    results = await asyncio.gather(
+        failing, _write(db, 1), _write(db, 2), _write(db, 3), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [Boom, type(None), type(None), type(None)]
+    assert _on_disk(db.path) == {1, 2, 3}
+    await asyncio.wait_for(_write(db, 4), 5)
+    assert _on_disk(db.path) == {1, 2, 3, 4}
+    # Alone, with no one behind it: its rollback lets SQLite's write lock go at once.
+    first_in.clear()
+    with pytest.raises(Boom):
+        await failing_first()
+    other = sqlite3.connect(db.path, isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_only_the_later_members_of_a_group_take_a_savepoint(db: Database) -> None:
+    """A savepoint's journal copies every page its member changes; the first member, alone in
+    the transaction, has nothing to keep apart from."""
+    seen: list[str] = []
+    db.writer.set_trace_callback(seen.append)
+    try:
+        await _write(db, 1)
+        alone = [sql for sql in seen if sql.startswith(("SAVEPOINT", "BEGIN"))]
+        seen.clear()
+        await asyncio.gather(*(_write(db, k) for k in range(10, 20)))
+    finally:
+        db.writer.set_trace_callback(None)
+    assert alone == ["BEGIN IMMEDIATE"]
+    groups = seen.count("BEGIN IMMEDIATE")
+    assert seen.count("SAVEPOINT tx") == 10 - groups
+    assert _on_disk(db.path) == {1, *range(10, 20)}
