@@ -166,7 +166,10 @@ class DeliveryWorker:
             if status is None:
                 log.warning("delivery.claim_lost", delivery_id=item.delivery.id)
                 continue
-            log.info(
+            # Every attempt is on record (the attempts table, the metrics); in the log, only
+            # those that did not deliver stand out at info, not thousands of successes a second.
+            emit = log.debug if status == "delivered" else log.info
+            emit(
                 "delivery.attempt", delivery_id=item.delivery.id, event_id=item.event_id,
                 endpoint_id=item.endpoint.id, attempt=item.delivery.attempts + 1,
                 status_code=result.status_code, outcome=status, latency_ms=result.latency_ms,
