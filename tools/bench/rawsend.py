@@ -68,8 +68,9 @@ async def send_all(items: list[Item], concurrency: int, per_host: int) -> dict[s
                 last = time.time()
                 first = first or last
 
-        started = time.time()
+        started, cpu0 = time.time(), time.process_time()
         await asyncio.gather(*(one_lane() for _ in range(concurrency)))
+        cpu_s = time.process_time() - cpu0
     ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
     return {
         "items": len(items),
@@ -79,6 +80,7 @@ async def send_all(items: list[Item], concurrency: int, per_host: int) -> dict[s
         "started": started,
         "first": first,
         "last": last,
+        "cpu_s": cpu_s,  # this process's CPU while sending (the same work as the worker's)
     }
 
 
