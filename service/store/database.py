@@ -177,8 +177,8 @@ class Database:
         conn = self.writer
         # The group's first member needs no savepoint: nothing else is in the transaction yet,
         # so undoing it is undoing the transaction. (A savepoint's journal copies every page
-        # the member changes: about 7% of a callback's CPU, and most groups have one member
-        # until the load is high.)
+        # the member changes: 20-50 us of a callback's SQL, and until the load is high most
+        # groups have one member.)
         if not first:
             conn.raw.execute("SAVEPOINT tx")
         try:
