@@ -3,17 +3,20 @@ real app behind ``httpx.ASGITransport`` with its lifespan running."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+import structlog
 from starlette.applications import Starlette
 
 from service.app import create_app
 from service.core.clock import system_clock
+from service.logs import configure_logging
 from service.settings import PROJECT_ROOT, Settings, load_settings
 from service.store.sqlite import SqliteStore
 from service.usecases import create_account, create_api_key
@@ -107,3 +110,13 @@ def h(app: Starlette, client: httpx.AsyncClient, store: SqliteStore) -> Harness:
     from tests.upstream.test_callback_rejections import Harness
 
     return Harness(app, client, store)
+
+
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """Production logging (JSON at info) into capsys's stderr, reset afterwards."""
+    # Depends on capsys so that the handlers bind the captured stderr.
+    configure_logging("json", "info")
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import structlog
 
-from service.logs import REDACTED, configure_logging, redact
+from service.logs import REDACTED, redact
 from service.web.middleware import loggable_path
 from tests.conftest import Caller
 from tests.upstream.test_callback_rejections import Harness, success_body
-
-
-@pytest.fixture
-def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
-    # Depends on capsys so that the handlers bind the captured stderr.
-    configure_logging("json", "info")
-    yield
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
 
 
 def test_redact_blanks_sensitive_names_and_masks_key_shapes() -> None:

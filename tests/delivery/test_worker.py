@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from standardwebhooks.webhooks import Webhook
 
 from service.core.clock import system_clock
@@ -25,7 +23,6 @@ from service.core.ids import new_id
 from service.delivery.sender import Sender
 from service.delivery.ssrf import TargetPolicy
 from service.delivery.worker import DeliveryWorker
-from service.logs import configure_logging
 from service.outbox import record_event
 from service.settings import load_settings
 from service.store.base import Account
@@ -429,15 +426,7 @@ async def test_an_attempt_waiting_to_be_written_does_not_hold_its_endpoints_slot
     ]
 
 
-@pytest.fixture
-def info_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
-    configure_logging("json", "info")  # after capsys, so the lines go to its stderr
-    yield
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
-
-
-@pytest.mark.usefixtures("info_logs")
+@pytest.mark.usefixtures("json_logs")
 async def test_at_info_only_attempts_that_did_not_deliver_are_logged(
     bench: Bench, capsys: pytest.CaptureFixture[str]
 ) -> None:
