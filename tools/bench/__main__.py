@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import uvloop
 
-from tools.bench import delivery, ingest, latency, report, scale
+from tools.bench import cpus, delivery, ingest, latency, report, scale
 from tools.bench.context import Context
 from tools.bench.load import CLIENT
 from tools.bench.processes import ROOT
@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--clients", type=int, default=2, help="load-generator processes (default 2)"
     )
+    parser.add_argument(
+        "--no-pin", action="store_true",
+        help="leave CPU placement to the kernel (default: the service on a CPU of its own)",
+    )  # fmt: skip
     return parser
 
 
@@ -52,11 +56,17 @@ async def _main(args: argparse.Namespace) -> Outcome:
     run_dir = ROOT / ".bench" / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    ctx = Context.make(ROOT, run_dir, quick=args.quick, runs=args.runs, clients=args.clients)
+    placement = cpus.plan(not args.no_pin)
+    # Before the client pool starts: every process the bench starts runs where it does, unless
+    # it is the one under test.
+    cpus.pin(0, placement.rest)
+    ctx = Context.make(ROOT, run_dir, quick=args.quick, runs=args.runs, clients=args.clients,
+                       placement=placement)  # fmt: skip
     total = Outcome()
     load_before = os.getloadavg()[0]
     closed = f"wrk ({WRK})" if WRK else f"{CLIENT} (wrk is not on PATH)"
     total.notes.append(f"load generator: closed loops {closed}; open loop {CLIENT}")
+    total.notes.append(placement.describe())
     steps: dict[str, Callable[[Context], Awaitable[tuple[Outcome, float | None]]]] = {
         "ingest": ingest.run,
         "delivery": delivery.run,

@@ -11,6 +11,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.bench.cpus import Placement
+
 
 @dataclass
 class Context:
@@ -36,6 +38,8 @@ class Context:
     scale_small: int
     #: requests per scale measurement (each of list, get) per run
     scale_requests: int
+    #: which CPUs the process under test and everything else run on (``tools.bench.cpus``)
+    placement: Placement
 
     @property
     def log_dir(self) -> Path:
@@ -43,7 +47,14 @@ class Context:
 
     @classmethod
     def make(
-        cls, root: Path, run_dir: Path, *, quick: bool, runs: int | None, clients: int
+        cls,
+        root: Path,
+        run_dir: Path,
+        *,
+        quick: bool,
+        runs: int | None,
+        clients: int,
+        placement: Placement,
     ) -> Context:
         from tools.bench.load import client_pool
 
@@ -64,4 +75,5 @@ class Context:
             scale_big=100_000 if quick else 1_000_000,
             scale_small=10_000,
             scale_requests=200 if quick else 400,
+            placement=placement,
         )

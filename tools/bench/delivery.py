@@ -29,6 +29,7 @@ import aiohttp
 from service.core.clock import system_clock
 from service.core.ledger import TaskStatus
 from service.settings import load_settings
+from tools.bench import cpus as cpu_placement
 from tools.bench import processes, seed
 from tools.bench.context import Context
 from tools.bench.results import Metric, Outcome
@@ -50,12 +51,15 @@ def _query(db: Path, sql: str) -> tuple[int, ...]:
         return row
 
 
-async def _raw(template: Path, concurrency: int, per_host: int) -> dict[str, float]:
+async def _raw(
+    template: Path, concurrency: int, per_host: int, cpus: frozenset[int] | None
+) -> dict[str, float]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tools.bench.rawsend", "--db", str(template),
         "--concurrency", str(concurrency), "--per-host", str(per_host),
         cwd=processes.ROOT, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    cpu_placement.pin(proc.pid, cpus)  # where the worker runs
     stdout, _ = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"rawsend failed ({proc.returncode})")
@@ -106,7 +110,8 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
             for k in range(ctx.runs):
                 before = await _received(session, stats_url)
                 receiver_cpu0 = receiver.cpu_seconds()
-                raw = await _raw(template, limits.concurrency, limits.per_endpoint_concurrency)
+                raw = await _raw(template, limits.concurrency, limits.per_endpoint_concurrency,
+                                 ctx.placement.service)  # fmt: skip
                 receiver_cpu.values.append(
                     (receiver.cpu_seconds() - receiver_cpu0)
                     / max(raw["last"] - raw["started"], 1e-9)
@@ -122,7 +127,8 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
                 db = db_dir / "taskhook.db"
                 shutil.copyfile(template, db)
                 before = await _received(session, stats_url)
-                worker = processes.worker(f"worker-{k}", db_dir, secret, ctx.log_dir)
+                worker = processes.worker(f"worker-{k}", db_dir, secret, ctx.log_dir,
+                                          cpus=ctx.placement.service)  # fmt: skip
                 with worker:
                     cpu0 = worker.cpu_seconds()
                     deadline = time.monotonic() + max(60.0, total / 100)

@@ -76,9 +76,12 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
     ok_total = cut_off_total = 0
     failures: list[str] = []
 
-    serve = processes.serve("ingest-serve", data_dir, secret, port, ctx.log_dir,
-                            TASKHOOK__WORKERS__IN_SERVE="false")  # fmt: skip
-    bare_proc = processes.tool("bare", "tools.bench.bare", ["--port", str(bare_port)], ctx.log_dir)
+    serve = processes.serve(
+        "ingest-serve", data_dir, secret, port, ctx.log_dir, cpus=ctx.placement.service,
+        TASKHOOK__WORKERS__IN_SERVE="false",
+    )  # fmt: skip
+    bare_proc = processes.tool("bare", "tools.bench.bare", ["--port", str(bare_port)], ctx.log_dir,
+                               cpus=ctx.placement.service)  # fmt: skip
     with serve, bare_proc:
         await processes.wait_ready(serve, f"{base}/healthz")
         await processes.wait_ready(bare_proc, f"{bare_base}/healthz")

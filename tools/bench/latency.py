@@ -127,7 +127,9 @@ async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
     server, serving = await serve_in_process(receiver, sock)
     off = {"TASKHOOK__WORKERS__IN_SERVE": "false"} if split else {}
     label = "latency-web" if split else "latency-serve"
-    serve = processes.serve(label, data_dir, secret, port, ctx.log_dir, **off)
+    serve = processes.serve(label, data_dir, secret, port, ctx.log_dir,
+                            cpus=ctx.placement.service, **off)  # fmt: skip
+    # The worker shares the load generator's CPU (it is its own process, like them).
     worker = processes.worker("latency-worker", data_dir, secret, ctx.log_dir) if split else None
     try:
         with serve, worker if worker is not None else contextlib.nullcontext():

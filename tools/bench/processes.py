@@ -24,6 +24,8 @@ from types import TracebackType
 
 import aiohttp
 
+from tools.bench import cpus as cpu_placement
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -66,6 +68,8 @@ class Proc:
     argv: Sequence[str]
     env: Mapping[str, str]
     log_path: Path
+    #: the CPUs it runs on (``tools.bench.cpus``); ``None``: the bench process's own
+    cpus: frozenset[int] | None = None
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> Proc:
@@ -80,6 +84,7 @@ class Proc:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C on the bench does not hit it half-way
             )
+        cpu_placement.pin(self.popen.pid, self.cpus)
         return self
 
     @property
@@ -161,27 +166,53 @@ async def wait_ready(proc: Proc, url: str, within_s: float = 60.0) -> None:
             await asyncio.sleep(0.05)
 
 
-def serve(name: str, data_dir: Path, secret_key: str, port: int, log_dir: Path, **env: str) -> Proc:
+def serve(
+    name: str,
+    data_dir: Path,
+    secret_key: str,
+    port: int,
+    log_dir: Path,
+    *,
+    cpus: frozenset[int] | None = None,
+    **env: str,
+) -> Proc:
     """``python -m service serve`` (uvicorn, uvloop, httptools, one process, no access log)."""
     return Proc(
         name,
         [PYTHON, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)],
         service_env(data_dir, secret_key, **env),
         log_dir / f"{name}.log",
+        cpus,
     )
 
 
-def worker(name: str, data_dir: Path, secret_key: str, log_dir: Path, **env: str) -> Proc:
+def worker(
+    name: str,
+    data_dir: Path,
+    secret_key: str,
+    log_dir: Path,
+    *,
+    cpus: frozenset[int] | None = None,
+    **env: str,
+) -> Proc:
     """``python -m service worker``: the Procfile's ``worker:`` line."""
     return Proc(
         name,
         [PYTHON, "-m", "service", "worker"],
         service_env(data_dir, secret_key, **env),
         log_dir / f"{name}.log",
+        cpus,
     )
 
 
-def tool(name: str, module: str, args: Sequence[str], log_dir: Path) -> Proc:
+def tool(
+    name: str,
+    module: str,
+    args: Sequence[str],
+    log_dir: Path,
+    *,
+    cpus: frozenset[int] | None = None,
+) -> Proc:
     """One of this package's own processes (the bare server, the receiver, the raw sender)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHOOK")}
-    return Proc(name, [PYTHON, "-m", module, *args], env, log_dir / f"{name}.log")
+    return Proc(name, [PYTHON, "-m", module, *args], env, log_dir / f"{name}.log", cpus)

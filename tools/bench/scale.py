@@ -107,7 +107,13 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
     dbs = {"small": small, "big": big}
     servers = {
         which: processes.serve(
-            f"scale-{which}", db.data_dir, secret, ports[which], ctx.log_dir, **env
+            f"scale-{which}",
+            db.data_dir,
+            secret,
+            ports[which],
+            ctx.log_dir,
+            cpus=ctx.placement.service,
+            **env,
         )
         for which, db in dbs.items()
     }
