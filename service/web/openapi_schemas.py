@@ -9,6 +9,8 @@ from service.core.events import EVENT_TYPES
 from service.core.ledger import TaskStatus
 from service.core.tasks import (
     ASPECT_RATIOS,
+    IMAGE_URL_PATTERN,
+    MAX_IMAGE_URL,
     MAX_IMAGES,
     MAX_PROMPT,
     MAX_SEED,
@@ -199,8 +201,8 @@ def component_schemas(models: list[str], providers: list[str]) -> dict[str, Sche
                     "maxItems": MAX_IMAGES,
                     "items": {
                         "type": "string",
-                        "maxLength": 2048,
-                        "pattern": "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
+                        "maxLength": MAX_IMAGE_URL,
+                        "pattern": IMAGE_URL_PATTERN,
                     },
                 },
                 "aspect_ratio": {"type": "string", "enum": list(ASPECT_RATIOS)},

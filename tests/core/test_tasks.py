@@ -28,6 +28,7 @@ from service.core.tasks import (
     task_object,
 )
 from service.errors import ValidationFailed
+from service.web.openapi_schemas import component_schemas
 from tests.contract import TASK_FIELDS
 
 MODELS = ("nano-banana-fast", "nano-banana", "nano-banana-pro", "nano-banana-2")
@@ -544,3 +545,47 @@ def test_fingerprint_of_any_json_body_does_not_raise() -> None:
 def test_an_integral_float_is_a_whole_number() -> None:
     # JSON has one number type: 3.0 is the integer 3 (and a schema says so too).
     assert parse(body_with(num_images=3.0)).num_images == 3
+
+
+# -- image URLs: what the OpenAPI document allows, exactly ------------------------------------
+
+DOCUMENTED_IMAGE_URL = component_schemas(list(MODELS), list(PROVIDERS))["TaskCreate"]["properties"][
+    "images"
+]["items"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://img.example.com:04900*",  # a port that is not a number (schemathesis found it)
+        "http://user@img.example.com/a.png",
+        "HTTP://img.example.com/a.png",
+        "http://img.example.com?size=1",
+        "http://[::1]/a.png",
+        "http://img_host.example.com/a.png",
+    ],
+)
+def test_an_image_url_outside_the_documented_shape_is_refused(url: str) -> None:
+    assert re.fullmatch(DOCUMENTED_IMAGE_URL["pattern"], url) is None
+    with pytest.raises(ValidationFailed) as caught:
+        parse(body_with(images=[url]))
+    assert caught.value.field == "images"
+
+
+@given(
+    st.from_regex(DOCUMENTED_IMAGE_URL["pattern"], fullmatch=True),
+    st.sampled_from(["", "*", "@", " ", "[", "é", "\n", ":", "/x?y=1"]),
+)
+def test_an_image_url_is_accepted_exactly_when_the_document_allows_it(url: str, tail: str) -> None:
+    candidate = url + tail
+    documented = (
+        len(candidate) <= DOCUMENTED_IMAGE_URL["maxLength"]
+        and re.fullmatch(DOCUMENTED_IMAGE_URL["pattern"], candidate) is not None
+    )
+    try:
+        spec = parse(body_with(images=[candidate]))
+    except ValidationFailed as exc:
+        assert not documented, exc
+    else:
+        assert documented
+        assert spec.images == (candidate,)
