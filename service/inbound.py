@@ -136,7 +136,7 @@ async def _apply_callback(
             record = replace(record, account_id=task.account_id)
             task, transition = await apply_update(
                 tx, task, update.change_for(task), now, kind=EntryKind.CALLBACK, source=source,
-                next_check=lambda applied: up.next_check(applied, now),
+                next_check=lambda applied: up.next_check(applied, now), logged=False,
             )  # fmt: skip
             outcome = transition.outcome.value
             applied_at = now if transition.outcome is Outcome.APPLIED else record.applied_at
@@ -149,9 +149,12 @@ async def _apply_callback(
         await _refuse_another(up, record, task)
     if transition.outcome is Outcome.APPLIED:
         up.notify()
-    # On the request's own log line (the access line) rather than a line of its own: one line
-    # per callback says what came in and what it did.
-    structlog.contextvars.bind_contextvars(callback_id=done.id, task_id=task.id, outcome=outcome)
+    # On the request's own log line (the access line) rather than lines of their own: one line
+    # per callback says what came in and what it did to the task.
+    structlog.contextvars.bind_contextvars(
+        callback_id=done.id, task_id=task.id, outcome=outcome,
+        task_status=str(task.state.status), sequence=task.state.sequence,
+    )  # fmt: skip
     return done if insert or transition.outcome is Outcome.APPLIED else record
 
 

@@ -72,9 +72,12 @@ async def apply_update(
     kind: EntryKind,
     source: str,
     next_check: Callable[[Task], int | None] | None = None,
+    logged: bool = True,
 ) -> tuple[Task, Transition]:
     """Run ``change`` through the ledger and write everything it causes, in ``tx``;
-    ``next_check``, if given, also reschedules an updated task (when to look at it next)."""
+    ``next_check``, if given, also reschedules an updated task (when to look at it next).
+    ``logged=False``: the caller puts the update on a line of its own (a callback's access
+    line), rather than a ``task.update`` line here."""
     transition = ledger_apply(task.state, change, now)
     if transition.outcome is Outcome.APPLIED:
         refunded = task.refunded_credits
@@ -100,7 +103,7 @@ async def apply_update(
             sequence=state.sequence, detail=transition.reason, created_at=now,
         )
     )  # fmt: skip
-    if transition.outcome is not Outcome.DUPLICATE:
+    if logged and transition.outcome is not Outcome.DUPLICATE:
         log.info(
             "task.update", task_id=task.id, source=source, outcome=str(transition.outcome),
             status=str(state.status), sequence=state.sequence,

@@ -83,11 +83,14 @@ async def test_a_callback_is_one_access_line_with_its_outcome_and_no_token(
     # (the test's own httpx client logs the URL it was given, token and all)
     lines = [line for line in lines if not line["event"].startswith("HTTP Request:")]
     assert path.rsplit("/", 1)[1] not in json.dumps(lines)
-    assert [line["event"] for line in lines] == ["task.update", "request"]
-    access = lines[1]
+    assert [line["event"] for line in lines] == ["request"]
+    access = lines[0]
     assert access["path"] == "/callbacks/simulator/[redacted]"
     assert (access["callback_id"], access["task_id"], access["outcome"]) == (
         answered.json()["id"],
         task["id"],
         "applied",
     )
+    # what it did to the task: the line of its own this once was
+    after = await h.get_task(caller, task["id"])
+    assert (access["task_status"], access["sequence"]) == ("succeeded", after["sequence"])
