@@ -3,10 +3,11 @@ the outside world (load generators, receivers, the bench itself) on the others.
 
 In production the callers and the subscribers are other machines. Here they share the machine,
 and left to itself the kernel now and then runs them on the service's CPU: at 500 callbacks/s on
-2 CPUs that moved the web + worker deployment's end-to-end p50 from ~10 ms to ~20 ms and made it
-swing run to run. Every scenario treats both sides of a ratio alike: the bare server and the raw
-client loop get the same CPU as the service they are compared with. ``--no-pin`` leaves the
-placement to the kernel.
+2 CPUs the web + worker deployment's end-to-end p50 was 26-27 ms unpinned against 10-14 ms
+pinned, in interleaved runs (``serve``, one process for everything, gained nothing either way).
+Every scenario treats both sides of a ratio alike: the bare server and the raw client loop get
+the same CPU as the service they are compared with. ``--no-pin`` leaves the placement to the
+kernel.
 """
 
 from __future__ import annotations
