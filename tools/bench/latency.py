@@ -5,8 +5,9 @@
 Two deployments, each on the production config: ``python -m service serve`` with its workers
 in-process (the default, as ``./scripts/serve`` runs it), and the Procfile's pair, ``web``
 (serve without workers) and ``worker``, where web wakes the worker over a datagram after each
-commit (``service.wakeup``) and each process has a core of its own. Callbacks are offered
-open-loop at a fixed rate — each sent at its scheduled time whatever happened to the earlier
+commit (``service.wakeup``). ``serve`` or ``web`` runs on a CPU of its own; the worker, this
+process's load generator and receiver share the others (``tools.bench.cpus``). Callbacks are
+offered open-loop at a fixed rate — each sent at its scheduled time whatever happened to the earlier
 ones — for tasks seeded as running, on an account whose one endpoint is a receiver inside this
 process: the same clock times the send and the arrival, and each arrival's task id is read from
 its body. Latency counts from the scheduled send time, so any queueing in the client is charged
@@ -129,7 +130,7 @@ async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
     label = "latency-web" if split else "latency-serve"
     serve = processes.serve(label, data_dir, secret, port, ctx.log_dir,
                             cpus=ctx.placement.service, **off)  # fmt: skip
-    # The worker shares the load generator's CPU (it is its own process, like them).
+    # The worker is not pinned: it runs where the bench does, beside the load generator.
     worker = processes.worker("latency-worker", data_dir, secret, ctx.log_dir) if split else None
     try:
         with serve, worker if worker is not None else contextlib.nullcontext():
