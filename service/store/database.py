@@ -45,6 +45,7 @@ import aiosqlite
 
 from service.errors import StoreBusy, StoreError
 from service.store.inline import InlineConnection
+from service.store.turns import Turns
 
 T = TypeVar("T")
 _POLL_S = 0.0002
@@ -55,7 +56,7 @@ class Database:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
-        self._lock = asyncio.Lock()
+        self._lock = Turns()  # members queued behind a commit run back to back
         self._queued = 0  # transactions waiting for the lock
         self._group: asyncio.Future[None] | None = None  # the open group's outcome
         self._committer_for: asyncio.Future[None] | None = None

@@ -1,0 +1,126 @@
+"""``Turns``: mutual exclusion in arrival order, handed on back to back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from service.store.turns import Turns
+
+
+async def test_one_holder_at_a_time_in_arrival_order() -> None:
+    turns = Turns()
+    order: list[int] = []
+    inside = 0
+
+    async def take(k: int) -> None:
+        nonlocal inside
+        async with turns:
+            inside += 1
+            assert inside == 1
+            order.append(k)
+            await asyncio.sleep(0)  # holders that wait: every release wakes everyone
+            await asyncio.sleep(0)
+            inside -= 1
+
+    tasks = []
+    for k in range(30):
+        tasks.append(asyncio.create_task(take(k)))
+        await asyncio.sleep(0)  # arrive in this order
+    await asyncio.gather(*tasks)
+    assert order == list(range(30))
+    assert not turns.locked()
+
+
+async def test_waiters_queued_behind_a_holder_run_back_to_back() -> None:
+    """Nothing else the loop had to do runs between them: with ``asyncio.Lock`` each hand-over
+    waits behind the loop's other work, and a group's members spread over milliseconds."""
+    turns = Turns()
+    ticks = 0
+    seen: list[int] = []
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def member() -> None:
+        async with turns:
+            seen.append(ticks)
+
+    await turns.acquire()
+    noise = asyncio.create_task(other_work())
+    members = [asyncio.create_task(member()) for _ in range(8)]
+    await asyncio.sleep(0.01)  # all queued; the noise keeps ticking
+    turns.release()
+    await asyncio.gather(*members)
+    noise.cancel()
+    assert len(seen) == 8
+    assert len(set(seen)) == 1, seen
+
+
+async def test_a_waiter_cancelled_in_the_queue_gives_up_its_place() -> None:
+    turns = Turns()
+    await turns.acquire()
+    got: list[str] = []
+
+    async def take(name: str) -> None:
+        async with turns:
+            got.append(name)
+
+    first = asyncio.create_task(take("first"))
+    second = asyncio.create_task(take("second"))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    turns.release()
+    await asyncio.wait_for(second, 1)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert got == ["second"]
+    assert not turns.locked()
+
+
+async def test_a_waiter_woken_then_cancelled_before_it_ran_does_not_strand_the_rest() -> None:
+    turns = Turns()
+    await turns.acquire()
+    got: list[str] = []
+
+    async def take(name: str) -> None:
+        async with turns:
+            got.append(name)
+
+    head = asyncio.create_task(take("head"))
+    rest = [asyncio.create_task(take(f"rest{k}")) for k in range(3)]
+    await asyncio.sleep(0)
+    turns.release()  # wakes them all; the head's turn is next
+    head.cancel()  # before it ran
+    await asyncio.wait_for(asyncio.gather(*rest), 1)
+    with pytest.raises(asyncio.CancelledError):
+        await head
+    assert got == ["rest0", "rest1", "rest2"]
+    assert not turns.locked()
+
+
+async def test_a_newcomer_does_not_take_the_lock_from_those_already_woken() -> None:
+    turns = Turns()
+    await turns.acquire()
+    got: list[str] = []
+
+    async def take(name: str) -> None:
+        async with turns:
+            got.append(name)
+
+    waiting = asyncio.create_task(take("waiting"))
+    await asyncio.sleep(0)
+    turns.release()  # "waiting" is woken but has not run yet
+    await take("newcomer")
+    await waiting
+    assert got == ["waiting", "newcomer"]
+
+
+async def test_releasing_what_is_not_held_is_an_error() -> None:
+    with pytest.raises(RuntimeError):
+        Turns().release()
