@@ -24,7 +24,9 @@ from collections import deque
 from types import TracebackType
 
 
-class _Waiter:
+class Turn:
+    """A place in line."""
+
     __slots__ = ("woken",)
 
     def __init__(self) -> None:
@@ -34,30 +36,49 @@ class _Waiter:
 class Turns:
     def __init__(self) -> None:
         self._locked = False
-        self._queue: deque[_Waiter] = deque()  # in arrival order; the head's turn is next
+        self._queue: deque[Turn] = deque()  # in arrival order; the head's turn is next
 
     def locked(self) -> bool:
         return self._locked
 
-    async def acquire(self) -> None:
-        if not (self._locked or self._queue):
-            self._locked = True
-            return
+    async def acquire(self, turn: Turn | None = None) -> None:
+        """Wait for the lock; with ``turn`` (from :meth:`reserve`), from that place in line."""
+        if turn is None:
+            if not (self._locked or self._queue):
+                self._locked = True
+                return
+            turn = Turn()
+            self._queue.append(turn)
         loop = asyncio.get_running_loop()
-        me = _Waiter()
-        self._queue.append(me)
         try:
             while True:
-                me.woken = loop.create_future()
-                await me.woken
-                if not self._locked and self._queue[0] is me:
+                if turn.woken is None:
+                    turn.woken = loop.create_future()
+                await turn.woken
+                turn.woken = None
+                if not self._locked and self._queue[0] is turn:
                     self._queue.popleft()
                     self._locked = True
                     return
         except BaseException:
-            self._queue.remove(me)
-            self._wake()  # had it been the head's turn, the next one's it now
+            self.forget(turn)
             raise
+
+    def reserve(self) -> Turn:
+        """A place at the back of the line, taken now, for a task that has yet to start (the
+        group's committer: it must come right after the members already queued, not behind the
+        loop's other work). Pass it to :meth:`acquire`, or to :meth:`forget` if it goes unused."""
+        turn = Turn()
+        turn.woken = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        self._wake()
+        return turn
+
+    def forget(self, turn: Turn) -> None:
+        """Give up a place in line (no-op once its lock was taken)."""
+        if turn in self._queue:
+            self._queue.remove(turn)
+            self._wake()  # had it been that place's turn, it is the next one's now
 
     def release(self) -> None:
         if not self._locked:
@@ -70,9 +91,9 @@ class Turns:
         let go — back to back, as long as no one holds it across a wait."""
         if self._locked:
             return
-        for waiter in self._queue:
-            if waiter.woken is not None and not waiter.woken.done():
-                waiter.woken.set_result(None)
+        for turn in self._queue:
+            if turn.woken is not None and not turn.woken.done():
+                turn.woken.set_result(None)
 
     async def __aenter__(self) -> None:
         await self.acquire()

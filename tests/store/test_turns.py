@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.store.turns import Turns
+from service.store.turns import Turn, Turns
 
 
 async def test_one_holder_at_a_time_in_arrival_order() -> None:
@@ -124,3 +124,42 @@ async def test_a_newcomer_does_not_take_the_lock_from_those_already_woken() -> N
 async def test_releasing_what_is_not_held_is_an_error() -> None:
     with pytest.raises(RuntimeError):
         Turns().release()
+
+
+async def test_a_reserved_place_comes_before_later_arrivals() -> None:
+    """The group's committer reserves its place before its task starts: those queued before it
+    go first, those arriving after it wait for it."""
+    turns = Turns()
+    await turns.acquire()
+    got: list[str] = []
+
+    async def take(name: str, turn: Turn | None = None) -> None:
+        await turns.acquire(turn)
+        got.append(name)
+        turns.release()
+
+    before = asyncio.create_task(take("before"))
+    await asyncio.sleep(0)
+    turn = turns.reserve()
+    after = asyncio.create_task(take("after"))
+    await asyncio.sleep(0)
+    reserved = asyncio.create_task(take("reserved", turn))
+    turns.release()
+    await asyncio.wait_for(asyncio.gather(before, after, reserved), 1)
+    assert got == ["before", "reserved", "after"]
+
+
+async def test_a_forgotten_place_is_skipped() -> None:
+    turns = Turns()
+    await turns.acquire()
+    turn = turns.reserve()
+    later = asyncio.create_task(turns.acquire())
+    await asyncio.sleep(0)
+    turns.release()
+    await asyncio.sleep(0)
+    assert not later.done()  # the reserved place is ahead of it
+    turns.forget(turn)
+    await asyncio.wait_for(later, 1)
+    assert turns.locked()
+    turns.forget(turn)  # again: nothing to do
+    turns.release()
