@@ -9,15 +9,16 @@ when another process holds it, the fsync of ``COMMIT``, and reads that walk many
 state while the writer works.
 
 Every write goes through :meth:`Database.transaction`, which holds a lock for the body of one
-transaction. The first transaction of a group takes SQLite's write lock (``BEGIN IMMEDIATE``:
-inline when it is free, else in the writer's thread, which may wait up to the busy timeout);
-each later one is a ``SAVEPOINT`` inside the group, so one that raises is undone alone (the
-first needs none: if it raises, the transaction holds nothing else and is rolled back); when
-no other transaction is queued for the lock, one ``COMMIT`` — one fsync, in the writer's
-thread — makes the whole group durable. Nobody's ``transaction()`` block is left before that
-``COMMIT`` succeeded: a 2xx sent after it still means the row is on disk. Under load, the
-transactions that queued while one group committed form the next group, so the number of
-fsyncs per second stays flat as requests grow.
+transaction (``Turns``: those queued behind a commit run back to back, not one per loop pass).
+The first transaction of a group takes SQLite's write lock (``BEGIN IMMEDIATE``: inline when it
+is free, else in the writer's thread, which may wait up to the busy timeout); each later one is
+a ``SAVEPOINT`` inside the group, so one that raises is undone alone (the first needs none: if
+it raises, the transaction holds nothing else and is rolled back); when no other transaction is
+queued for the lock, one ``COMMIT`` — one fsync, in the writer's thread — makes the whole group
+durable. Nobody's ``transaction()`` block is left before that ``COMMIT`` succeeded: a 2xx sent
+after it still means the row is on disk. Under load, the transactions that queued while one
+group committed form the next group, so the number of fsyncs per second stays flat as requests
+grow.
 
 Not every write needs its fsync. A lease taken by a claim, or an attempt recorded by the delivery
 worker, is safe to lose in a power cut: the lease runs out, the delivery is sent again with the
