@@ -9,6 +9,22 @@ import pytest
 from service.store.turns import Turn, Turns
 
 
+class _Takers:
+    """A held ``Turns`` and tasks that each take it in turn and note their name."""
+
+    def __init__(self) -> None:
+        self.turns = Turns()
+        self.got: list[str] = []
+
+    async def take(self, name: str, turn: Turn | None = None) -> None:
+        await self.turns.acquire(turn)
+        self.got.append(name)
+        self.turns.release()
+
+    def start(self, name: str, turn: Turn | None = None) -> asyncio.Task[None]:
+        return asyncio.create_task(self.take(name, turn))
+
+
 async def test_one_holder_at_a_time_in_arrival_order() -> None:
     turns = Turns()
     order: list[int] = []
@@ -62,63 +78,45 @@ async def test_waiters_queued_behind_a_holder_run_back_to_back() -> None:
 
 
 async def test_a_waiter_cancelled_in_the_queue_gives_up_its_place() -> None:
-    turns = Turns()
-    await turns.acquire()
-    got: list[str] = []
-
-    async def take(name: str) -> None:
-        async with turns:
-            got.append(name)
-
-    first = asyncio.create_task(take("first"))
-    second = asyncio.create_task(take("second"))
+    t = _Takers()
+    await t.turns.acquire()
+    first = t.start("first")
+    second = t.start("second")
     await asyncio.sleep(0)
     first.cancel()
     await asyncio.sleep(0)
-    turns.release()
+    t.turns.release()
     await asyncio.wait_for(second, 1)
     with pytest.raises(asyncio.CancelledError):
         await first
-    assert got == ["second"]
-    assert not turns.locked()
+    assert t.got == ["second"]
+    assert not t.turns.locked()
 
 
 async def test_a_waiter_woken_then_cancelled_before_it_ran_does_not_strand_the_rest() -> None:
-    turns = Turns()
-    await turns.acquire()
-    got: list[str] = []
-
-    async def take(name: str) -> None:
-        async with turns:
-            got.append(name)
-
-    head = asyncio.create_task(take("head"))
-    rest = [asyncio.create_task(take(f"rest{k}")) for k in range(3)]
+    t = _Takers()
+    await t.turns.acquire()
+    head = t.start("head")
+    rest = [t.start(f"rest{k}") for k in range(3)]
     await asyncio.sleep(0)
-    turns.release()  # wakes them all; the head's turn is next
+    t.turns.release()  # wakes them all; the head's turn is next
     head.cancel()  # before it ran
     await asyncio.wait_for(asyncio.gather(*rest), 1)
     with pytest.raises(asyncio.CancelledError):
         await head
-    assert got == ["rest0", "rest1", "rest2"]
-    assert not turns.locked()
+    assert t.got == ["rest0", "rest1", "rest2"]
+    assert not t.turns.locked()
 
 
 async def test_a_newcomer_does_not_take_the_lock_from_those_already_woken() -> None:
-    turns = Turns()
-    await turns.acquire()
-    got: list[str] = []
-
-    async def take(name: str) -> None:
-        async with turns:
-            got.append(name)
-
-    waiting = asyncio.create_task(take("waiting"))
+    t = _Takers()
+    await t.turns.acquire()
+    waiting = t.start("waiting")
     await asyncio.sleep(0)
-    turns.release()  # "waiting" is woken but has not run yet
-    await take("newcomer")
+    t.turns.release()  # "waiting" is woken but has not run yet
+    await t.take("newcomer")
     await waiting
-    assert got == ["waiting", "newcomer"]
+    assert t.got == ["waiting", "newcomer"]
 
 
 async def test_releasing_what_is_not_held_is_an_error() -> None:
@@ -129,24 +127,17 @@ async def test_releasing_what_is_not_held_is_an_error() -> None:
 async def test_a_reserved_place_comes_before_later_arrivals() -> None:
     """The group's committer reserves its place before its task starts: those queued before it
     go first, those arriving after it wait for it."""
-    turns = Turns()
-    await turns.acquire()
-    got: list[str] = []
-
-    async def take(name: str, turn: Turn | None = None) -> None:
-        await turns.acquire(turn)
-        got.append(name)
-        turns.release()
-
-    before = asyncio.create_task(take("before"))
+    t = _Takers()
+    await t.turns.acquire()
+    before = t.start("before")
     await asyncio.sleep(0)
-    turn = turns.reserve()
-    after = asyncio.create_task(take("after"))
+    turn = t.turns.reserve()
+    after = t.start("after")
     await asyncio.sleep(0)
-    reserved = asyncio.create_task(take("reserved", turn))
-    turns.release()
+    reserved = t.start("reserved", turn)
+    t.turns.release()
     await asyncio.wait_for(asyncio.gather(before, after, reserved), 1)
-    assert got == ["before", "reserved", "after"]
+    assert t.got == ["before", "reserved", "after"]
 
 
 async def test_a_forgotten_place_is_skipped() -> None:
