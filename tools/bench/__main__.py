@@ -20,7 +20,7 @@ import uvloop
 
 from tools.bench import cpus, delivery, ingest, latency, report, scale
 from tools.bench.context import Context
-from tools.bench.load import CLIENT
+from tools.bench.load import CLIENT, OPEN_LOOP_CLIENT
 from tools.bench.processes import ROOT
 from tools.bench.results import Metric, Outcome
 from tools.bench.wrkload import WRK
@@ -65,7 +65,7 @@ async def _main(args: argparse.Namespace) -> Outcome:
     total = Outcome()
     load_before = os.getloadavg()[0]
     closed = f"wrk ({WRK})" if WRK else f"{CLIENT} (wrk is not on PATH)"
-    total.notes.append(f"load generator: closed loops {closed}; open loop {CLIENT}")
+    total.notes.append(f"load generator: closed loops {closed}; open loop {OPEN_LOOP_CLIENT}")
     total.notes.append(placement.describe())
     steps: dict[str, Callable[[Context], Awaitable[tuple[Outcome, float | None]]]] = {
         "ingest": ingest.run,

@@ -1,9 +1,11 @@
-"""The load generator when ``wrk`` is not installed: an asyncio client on aiohttp.
+"""The Python load generators: closed loops when ``wrk`` is not installed, and the open loop.
 
-Two shapes. ``closed_loop`` keeps ``concurrency`` requests in flight for a fixed time and counts
-what completed: the maximum throughput. ``open_loop`` sends at fixed, pre-computed times whatever
-the server does: the latency at an offered load. A closed loop waits for slow answers and so
-hides them (coordinated omission), which is why latency is never measured with one.
+Two shapes. ``closed_loop`` (aiohttp) keeps ``concurrency`` requests in flight for a fixed time
+and counts what completed: the maximum throughput. ``open_loop`` (``rawhttp``: a third of the
+CPU aiohttp took, on the CPU it shares with the worker and the receiver) sends at fixed,
+pre-computed times whatever the server does: the latency at an offered load. A closed loop waits
+for slow answers and so hides them (coordinated omission), which is why latency is never
+measured with one.
 
 Requests are prepared before the clock starts (each callback is a distinct, signed body), so the
 client spends its time on HTTP. The client's own CPU use is reported: a client near 100 % of its
@@ -22,9 +24,11 @@ from dataclasses import dataclass, field
 import aiohttp
 import uvloop
 
+from tools.bench.rawhttp import RawClient, encode_post
 from tools.bench.results import percentile
 
 CLIENT = "aiohttp (Python asyncio)"
+OPEN_LOOP_CLIENT = "a raw HTTP/1.1 client (Python asyncio, httptools)"
 
 
 @dataclass(frozen=True)
@@ -218,34 +222,48 @@ async def open_loop(
     max_in_flight: int = 1024,
     on_answer: Callable[[Request, int], None] | None = None,
 ) -> LoadResult:
-    """Send ``requests[i]`` at ``start + i / rate`` whatever happened to the earlier ones, and
-    wait for all answers. ``sent_at[tag]`` is the scheduled send time (``perf_counter``) of each
-    request answered 2xx, so latency measured from it includes any queueing in the client."""
+    """Send ``requests[i]`` at ``start + i / rate`` whatever happened to the earlier ones, and wait
+    for all answers (``on_answer`` hears each one's status, 0 for no answer).
+    ``sent_at[tag]`` is the scheduled send time (``perf_counter``) of each request answered
+    2xx, so latency measured from it includes any queueing in the client."""
     result = LoadResult()
     pending: set[asyncio.Task[None]] = set()
-    async with _session(max_in_flight) as session:
+    client = RawClient(base, max_in_flight)
+    prepared = [encode_post(base, req.path, req.headers, req.body) for req in requests]
 
-        async def send(req: Request, due: float) -> None:
-            result.send_lag_ms.append((time.perf_counter() - due) * 1000)
-            latency = await _post(session, base, req, result)
-            if latency is not None:
-                result.latencies_ms.append(latency)
-                result.sent_at[req.tag] = due
-            if on_answer is not None:
-                on_answer(req, 200 if latency is not None else 0)
+    async def send(req: Request, data: bytes, due: float) -> None:
+        result.send_lag_ms.append((time.perf_counter() - due) * 1000)
+        started = time.perf_counter()
+        result.sent += 1
+        try:
+            status = await client.send(data)
+        except (OSError, TimeoutError) as exc:  # ConnectionError is an OSError
+            result.errors[type(exc).__name__] += 1
+            status = 0
+        else:
+            result.statuses[status] += 1
+        if 200 <= status < 300:
+            result.ok += 1
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+            result.sent_at[req.tag] = due
+        if on_answer is not None:
+            on_answer(req, status)
 
+    try:
         cpu0 = time.process_time()
         start = time.perf_counter() + 0.05
-        for i, req in enumerate(requests):
+        for i, (req, data) in enumerate(zip(requests, prepared, strict=True)):
             due = start + i / rate
             wait = due - time.perf_counter()
             if wait > 0:
                 await asyncio.sleep(wait)
-            task = asyncio.create_task(send(req, due))
+            task = asyncio.create_task(send(req, data, due))
             pending.add(task)
             task.add_done_callback(pending.discard)
         if pending:
             await asyncio.gather(*pending)
         result.elapsed_s = time.perf_counter() - start
         result.client_cpu = (time.process_time() - cpu0) / max(result.elapsed_s, 1e-9)
+    finally:
+        client.close()
     return result
