@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import uvloop
 
 from tools.bench.rawhttp import RawClient, encode_post
 from tools.bench.receiver import Receiver, bind, serve_in_process
@@ -113,3 +114,23 @@ async def test_no_answer_or_an_unreadable_one_is_an_error() -> None:
             with pytest.raises(ConnectionError):
                 await asyncio.wait_for(client.send(encode_post(base, "/", {}, b"")), 5)
             client.close()
+
+
+def test_it_works_on_uvloop_as_the_bench_runs_it() -> None:
+    """uvloop's transports are not ``asyncio.Transport`` instances: nothing may rely on that."""
+
+    async def round_trips() -> list[int]:
+        async def answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+
+        server, base = await _serving(answer_each)
+        async with server:
+            client = RawClient(base, limit=2)
+            request = encode_post(base, "/", {}, b"{}")
+            statuses = await asyncio.gather(*(client.send(request) for _ in range(20)))
+            client.close()
+        return statuses
+
+    assert uvloop.run(round_trips()) == [202] * 20

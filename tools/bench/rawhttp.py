@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -43,8 +44,8 @@ class _Connection(asyncio.Protocol):
         self.reusable = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not registered as asyncio.Transport subclasses: no isinstance
+        self._transport = cast(asyncio.Transport, transport)
 
     def request(self, data: bytes) -> asyncio.Future[int]:
         assert self._transport is not None
