@@ -134,3 +134,31 @@ def test_it_works_on_uvloop_as_the_bench_runs_it() -> None:
         return statuses
 
     assert uvloop.run(round_trips()) == [202] * 20
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_connection_the_server_closed_while_idle_is_not_reused(loop: str) -> None:
+    """uvicorn closes a keep-alive connection idle for 5 s: the next request goes out on a new
+    one, not into a closed socket (uvloop raises there; asyncio drops it silently)."""
+
+    async def two_requests_apart() -> list[int]:
+        async def answer_then_hang_up(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)  # then close it, idle, as a keep-alive timeout does
+
+        server, base = await _serving(answer_then_hang_up)
+        async with server:
+            client = RawClient(base, limit=1)
+            request = encode_post(base, "/", {}, b"")
+            first = await asyncio.wait_for(client.send(request), 5)
+            await asyncio.sleep(0.2)
+            second = await asyncio.wait_for(client.send(request), 5)
+            client.close()
+        return [first, second]
+
+    runner = uvloop.run if loop == "uvloop" else asyncio.run
+    assert runner(two_requests_apart()) == [200, 200]

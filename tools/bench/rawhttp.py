@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 import httptools
 
 _TIMEOUT_S = 60.0
+#: a connection idle longer than this is closed rather than reused: uvicorn closes idle ones
+#: after 5 s, and one it closes as a request goes out would fail that request
+_IDLE_S = 2.0
 
 
 def encode_post(base: str, path: str, headers: Mapping[str, str], body: bytes) -> bytes:
@@ -42,10 +45,20 @@ class _Connection(asyncio.Protocol):
         self._answer: asyncio.Future[int] | None = None
         self._status = 0
         self.reusable = True
+        self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not registered as asyncio.Transport subclasses: no isinstance
         self._transport = cast(asyncio.Transport, transport)
+
+    def usable(self, now: float) -> bool:
+        """Open, kept alive by the server, and not idle for so long the server may close it."""
+        return (
+            self.reusable
+            and self._transport is not None
+            and not self._transport.is_closing()
+            and now - self.idle_since < _IDLE_S
+        )
 
     def request(self, data: bytes) -> asyncio.Future[int]:
         assert self._transport is not None
@@ -93,15 +106,13 @@ class RawClient:
 
     async def send(self, data: bytes) -> int:
         """Send one prepared request (``encode_post``); its answer's status."""
+        loop = asyncio.get_running_loop()
         async with self._slots:
-            if self._idle:
-                conn = self._idle.pop()
-            else:
-                _, conn = await asyncio.get_running_loop().create_connection(
-                    _Connection, self._host, self._port
-                )
+            conn = self._reuse(loop.time())
+            if conn is None:
+                _, conn = await loop.create_connection(_Connection, self._host, self._port)
             answer = conn.request(data)
-            timer = asyncio.get_running_loop().call_later(_TIMEOUT_S, _expire, answer, conn)
+            timer = loop.call_later(_TIMEOUT_S, _expire, answer, conn)
             try:
                 status = await answer
             except BaseException:
@@ -110,10 +121,19 @@ class RawClient:
             finally:
                 timer.cancel()
             if conn.reusable:
+                conn.idle_since = loop.time()
                 self._idle.append(conn)
             else:
                 conn.close()
             return status
+
+    def _reuse(self, now: float) -> _Connection | None:
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable(now):
+                return conn
+            conn.close()
+        return None
 
     def close(self) -> None:
         for conn in self._idle:
