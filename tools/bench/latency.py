@@ -154,6 +154,8 @@ async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
                     cores.values.append(
                         (serve.cpu_seconds() - cpu0) / max(time.monotonic() - started, 1e-9)
                     )
+                    out.check(name, f"{at} run {k + 1}: callbacks offered = answered 2xx",
+                              result.sent, result.ok)  # fmt: skip
                     out.check(name, f"{at} run {k + 1}: events received = 2xx callbacks",
                               result.ok, len(latencies))  # fmt: skip
                     p50.values.append(percentile(latencies, 50))
