@@ -32,6 +32,28 @@ async def _serving(handler: Handler) -> tuple[asyncio.Server, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+class _Answering:
+    """A raw server's handler: answers each request on a connection with ``answer`` (request
+    bodies are left empty, so reading up to the blank line reads a whole request), noting peers
+    and how many were answered; with ``once``, answers one and closes ``linger`` s later."""
+
+    def __init__(self, answer: bytes, *, once: bool = False, linger: float = 0.0) -> None:
+        self.answer, self.once, self.linger = answer, once, linger
+        self.peers: set[object] = set()
+        self.answered = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.peers.add(writer.get_extra_info("peername"))
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            self.answered += 1
+            writer.write(self.answer)
+            await writer.drain()
+            if self.once:
+                await asyncio.sleep(self.linger)
+                return
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     app = Receiver(record=True)
@@ -62,40 +84,29 @@ async def test_posts_arrive_whole_over_connections_kept_open(
 
 
 async def test_at_most_limit_connections_and_they_are_reused() -> None:
-    peers: set[object] = set()
-    answered = 0
-
-    async def answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal answered
-        peers.add(writer.get_extra_info("peername"))
-        while await reader.readuntil(b"\r\n\r\n"):
-            answered += 1
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            await writer.drain()
-
-    server, base = await _serving(answer_each)
+    handler = _Answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    server, base = await _serving(handler)
     async with server:
         client = RawClient(base, limit=3)
         request = encode_post(base, "/", {}, b"")
         for _ in range(4):
             assert await asyncio.gather(*(client.send(request) for _ in range(10))) == [200] * 10
         client.close()
-    assert answered == 40
-    assert 1 <= len(peers) <= 3
+    assert handler.answered == 40
+    assert 1 <= len(handler.peers) <= 3
 
 
 async def test_a_server_that_closes_after_each_answer_gets_a_new_connection() -> None:
-    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 503 Busy\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
-        await writer.drain()
-
-    server, base = await _serving(once)
+    handler = _Answering(
+        b"HTTP/1.1 503 Busy\r\nconnection: close\r\ncontent-length: 0\r\n\r\n", once=True
+    )
+    server, base = await _serving(handler)
     async with server:
         client = RawClient(base, limit=1)
-        request = encode_post(base, "/", {}, b"{}")
+        request = encode_post(base, "/", {}, b"")
         assert [await client.send(request) for _ in range(3)] == [503, 503, 503]
         client.close()
+    assert len(handler.peers) == 3
 
 
 async def test_no_answer_or_an_unreadable_one_is_an_error() -> None:
@@ -120,15 +131,12 @@ def test_it_works_on_uvloop_as_the_bench_runs_it() -> None:
     """uvloop's transports are not ``asyncio.Transport`` instances: nothing may rely on that."""
 
     async def round_trips() -> list[int]:
-        async def answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while await reader.readuntil(b"\r\n\r\n"):
-                writer.write(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                await writer.drain()
-
-        server, base = await _serving(answer_each)
+        server, base = await _serving(
+            _Answering(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+        )
         async with server:
             client = RawClient(base, limit=2)
-            request = encode_post(base, "/", {}, b"{}")
+            request = encode_post(base, "/", {}, b"")
             statuses = await asyncio.gather(*(client.send(request) for _ in range(20)))
             client.close()
         return statuses
@@ -142,15 +150,11 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(loop: str) -> N
     one, not into a closed socket (uvloop raises there; asyncio drops it silently)."""
 
     async def two_requests_apart() -> list[int]:
-        async def answer_then_hang_up(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            await writer.drain()
-            await asyncio.sleep(0.05)  # then close it, idle, as a keep-alive timeout does
-
-        server, base = await _serving(answer_then_hang_up)
+        # answers, then closes the connection while it is idle, as a keep-alive timeout does
+        handler = _Answering(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", once=True, linger=0.05
+        )
+        server, base = await _serving(handler)
         async with server:
             client = RawClient(base, limit=1)
             request = encode_post(base, "/", {}, b"")
