@@ -299,9 +299,7 @@ class Database:
         try:
             if conn.total_changes != self._changes_at_begin:
                 wal = self._wal_path if self._fsync_wal and self._group_durable else None
-                if self._thread is None:
-                    raise StoreError("the database is not open")
-                return loop.run_in_executor(self._thread, _commit, conn, wal)
+                return self._in_thread(_commit, conn, wal)
             _commit(conn, None)  # nothing written (an idle claim): nothing to wait for
             committed: asyncio.Future[None] = loop.create_future()
             committed.set_result(None)
@@ -322,10 +320,11 @@ class Database:
         else:
             group.set_result(None)
 
-    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+    def _in_thread(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """``fn(*args)`` sent to the writer's thread now; await the future for its result."""
         if self._thread is None:
             raise StoreError("the database is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
 
 def _waiting_up_to(
