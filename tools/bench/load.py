@@ -1,8 +1,8 @@
 """The Python load generators: closed loops when ``wrk`` is not installed, and the open loop.
 
 Two shapes. ``closed_loop`` (aiohttp) keeps ``concurrency`` requests in flight for a fixed time
-and counts what completed: the maximum throughput. ``open_loop`` (``rawhttp``: a third of the
-CPU aiohttp took, on the CPU it shares with the worker and the receiver) sends at fixed,
+and counts what completed: the maximum throughput. ``open_loop`` (``rawhttp``: half the CPU
+aiohttp took, on the CPU it shares with the worker and the receiver) sends at fixed,
 pre-computed times whatever the server does: the latency at an offered load. A closed loop waits
 for slow answers and so hides them (coordinated omission), which is why latency is never
 measured with one.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -72,6 +72,14 @@ class LoadResult:
             return self.percentiles[q]
         return percentile(self.latencies_ms, q)
 
+    def answered(self, status: int, started: float) -> float | None:
+        """Count one answer; its latency in ms if it was 2xx (``started``: ``perf_counter``)."""
+        self.statuses[status] += 1
+        if 200 <= status < 300:
+            self.ok += 1
+            return (time.perf_counter() - started) * 1000
+        return None
+
     @property
     def rate(self) -> float:
         return self.ok / self.elapsed_s if self.elapsed_s > 0 else 0.0
@@ -104,11 +112,7 @@ async def _post(
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         result.errors[type(exc).__name__] += 1
         return None
-    result.statuses[status] += 1
-    if 200 <= status < 300:
-        result.ok += 1
-        return (time.perf_counter() - started) * 1000
-    return None
+    return result.answered(status, started)
 
 
 async def closed_loop(
@@ -220,12 +224,10 @@ async def open_loop(
     *,
     rate: float,
     max_in_flight: int = 1024,
-    on_answer: Callable[[Request, int], None] | None = None,
 ) -> LoadResult:
-    """Send ``requests[i]`` at ``start + i / rate`` whatever happened to the earlier ones, and wait
-    for all answers (``on_answer`` hears each one's status, 0 for no answer).
-    ``sent_at[tag]`` is the scheduled send time (``perf_counter``) of each request answered
-    2xx, so latency measured from it includes any queueing in the client."""
+    """Send ``requests[i]`` at ``start + i / rate`` whatever happened to the earlier ones, and
+    wait for all answers. ``sent_at[tag]`` is the scheduled send time (``perf_counter``) of each
+    request answered 2xx, so latency measured from it includes any queueing in the client."""
     result = LoadResult()
     pending: set[asyncio.Task[None]] = set()
     client = RawClient(base, max_in_flight)
@@ -239,15 +241,11 @@ async def open_loop(
             status = await client.send(data)
         except Exception as exc:  # counted, never lost: the scenario checks every one was 2xx
             result.errors[type(exc).__name__] += 1
-            status = 0
-        else:
-            result.statuses[status] += 1
-        if 200 <= status < 300:
-            result.ok += 1
-            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+            return
+        latency = result.answered(status, started)
+        if latency is not None:
+            result.latencies_ms.append(latency)
             result.sent_at[req.tag] = due
-        if on_answer is not None:
-            on_answer(req, status)
 
     try:
         cpu0 = time.process_time()
