@@ -3,7 +3,8 @@
 aiohttp, not httpx, on this hot path: on these machines ``httpx.AsyncClient`` tops out around
 0.6-0.9k requests/s and slows as concurrency grows (encode/httpx#3215), where aiohttp's client
 does several thousand. One long-lived session, its connector guarded against SSRF at connect
-time; redirects are never followed and proxies from the environment are ignored.
+time; redirects are never followed, proxies from the environment are ignored and cookies are
+never kept.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class Sender:
                 timeout=aiohttp.ClientTimeout(total=self._settings.request_timeout_seconds),
                 trust_env=False,
                 auto_decompress=False,
+                # Endpoints of different accounts may share a host: a cookie one sets must
+                # not reach the others. (Keeping none also skips a jar lookup per request.)
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

@@ -442,3 +442,19 @@ async def test_at_info_only_attempts_that_did_not_deliver_are_logged(
         (500, "pending", "info")
     ]
     assert await bench.rows("SELECT COUNT(*) FROM attempts") == [(2,)]
+
+
+async def test_a_cookie_one_endpoint_sets_is_never_sent_to_another(bench: Bench) -> None:
+    """Endpoints of different accounts may share a host: a ``Set-Cookie`` from one must not
+    ride along on the next delivery to any of them (Svix and Stripe send none). By name:
+    aiohttp's default jar keeps no cookies from an IP address."""
+    named = bench.base.replace("127.0.0.1", "localhost")
+    bench.receiver.script["/sets"] = [(200, {"set-cookie": "session=theirs; Path=/"})]
+    await bench.endpoint("/sets", url=named + "/sets")
+    await bench.event()
+    await bench.round()
+    await bench.endpoint("/other", url=named + "/other")
+    await bench.event()
+    await bench.round()
+    assert len(bench.receiver.received) == 3
+    assert [r.headers.get("cookie") for r in bench.receiver.received] == [None, None, None]
