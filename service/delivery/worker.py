@@ -30,7 +30,7 @@ from service.logs import get_logger
 from service.metrics import Metrics
 from service.outbox import record_event
 from service.settings import DeliverySettings
-from service.store.base import Attempt, ClaimedDelivery, Store, Transaction
+from service.store.base import Attempt, ClaimedDelivery, DeliveryOutcome, Store, Transaction
 
 log = get_logger("taskhook.delivery")
 
@@ -153,33 +153,38 @@ class DeliveryWorker:
 
     async def _write(self, batch: list[_Sent]) -> list[bool]:
         now = self.clock()
-        statuses: list[str | None] = []
-        healthy: set[str] = set()  # endpoints already cleared in this transaction
+        outcomes = [self._outcome(sent, now) for sent in batch]
         # An attempt lost in a power cut is made again, under the same webhook-id: no fsync
         # needed. A failure may disable an endpoint and announce it (a new event), which is not.
         durable = any(sent.verdict is not Verdict.DELIVERED for sent in batch)
         async with self.store.transaction(durable=durable) as tx:
-            for sent in batch:
-                statuses.append(await self._write_one(tx, sent, now, healthy))
-        for sent, status in zip(batch, statuses, strict=True):
-            item, result = sent.item, sent.result
-            if status is None:
-                log.warning("delivery.claim_lost", delivery_id=item.delivery.id)
-                continue
+            # The claims first: a lost claim writes nothing, so there is nothing to undo.
+            finished = await tx.finish_deliveries(outcomes) == len(batch)
+            if not finished and len(batch) > 1:
+                raise _ClaimLost  # which one is not known: undone here, each written alone
+            if finished:
+                await tx.insert_attempts([_attempt(sent, now) for sent in batch])
+                healthy: set[str] = set()  # endpoints already cleared in this transaction
+                for sent in batch:
+                    await self._endpoint_health(tx, sent, now, healthy)
+        if not finished:
+            log.warning("delivery.claim_lost", delivery_id=batch[0].item.delivery.id)
+            return [False]
+        for sent, outcome in zip(batch, outcomes, strict=True):
             # Every attempt is on record (the attempts table, the metrics); in the log, only
             # those that did not deliver stand out at info, not thousands of successes a second.
-            emit = log.debug if status == "delivered" else log.info
+            item, result = sent.item, sent.result
+            emit = log.debug if outcome.status == "delivered" else log.info
             emit(
                 "delivery.attempt", delivery_id=item.delivery.id, event_id=item.event_id,
-                endpoint_id=item.endpoint.id, attempt=item.delivery.attempts + 1,
-                status_code=result.status_code, outcome=status, latency_ms=result.latency_ms,
+                endpoint_id=item.endpoint.id, attempt=outcome.attempts,
+                status_code=result.status_code, outcome=outcome.status,
+                latency_ms=result.latency_ms,
             )  # fmt: skip
-        return [status is not None for status in statuses]
+        return [True] * len(batch)
 
-    async def _write_one(
-        self, tx: Transaction, sent: _Sent, now: int, healthy: set[str]
-    ) -> str | None:
-        """The delivery's new status, or ``None`` if the claim was lost (nothing written)."""
+    def _outcome(self, sent: _Sent, now: int) -> DeliveryOutcome:
+        """The delivery's next state after this attempt, by the core's rules."""
         item, result, verdict = sent.item, sent.result, sent.verdict
         number = item.delivery.attempts + 1
         status, next_at = "failed", None
@@ -195,36 +200,24 @@ class DeliveryWorker:
             )
             if delay is not None:
                 status, next_at = "pending", now + delay
-        # The claim first: a lost claim writes nothing, so there is nothing to undo.
-        finished = await tx.finish_delivery(
+        return DeliveryOutcome(
             item, status=status, next_attempt_at=next_at, attempts=number,
-            last_status=result.status_code, last_error=result.error, now_ms=now,
+            last_status=result.status_code, last_error=result.error, updated_at=now,
         )  # fmt: skip
-        if not finished:
-            return None
-        await tx.insert_attempt(
-            Attempt(
-                id=new_id("att", now), delivery_id=item.delivery.id, number=number,
-                status_code=result.status_code, latency_ms=result.latency_ms,
-                response_body=result.response_excerpt, error=result.error,
-                manual=item.delivery.manual, created_at=now,
-            )
-        )  # fmt: skip
-        if verdict is Verdict.DELIVERED and item.endpoint.id in healthy:
-            return status
-        healthy.discard(item.endpoint.id)
-        await self._endpoint_health(tx, item.endpoint, verdict, now)
-        if verdict is Verdict.DELIVERED:
-            healthy.add(item.endpoint.id)
-        return status
 
     async def _endpoint_health(
-        self, tx: Transaction, claimed: Endpoint, verdict: Verdict, now: int
+        self, tx: Transaction, sent: _Sent, now: int, healthy: set[str]
     ) -> None:
+        """Clear, mark or disable the attempt's endpoint; ``healthy`` holds those already
+        cleared in this transaction, which a later success need not clear again."""
+        endpoint_id, verdict = sent.item.endpoint.id, sent.verdict
         if verdict is Verdict.DELIVERED:  # the common case: one statement, no read
-            await tx.clear_endpoint_failing(claimed.id, now)
+            if endpoint_id not in healthy:
+                await tx.clear_endpoint_failing(endpoint_id, now)
+                healthy.add(endpoint_id)
             return
-        endpoint = await tx.get_endpoint_by_id(claimed.id)
+        healthy.discard(endpoint_id)
+        endpoint = await tx.get_endpoint_by_id(endpoint_id)
         if endpoint is None or not endpoint.enabled:
             return
         if verdict is Verdict.GONE:
@@ -269,6 +262,21 @@ async def _woken_before_done(running: set[asyncio.Task[None]], woken: asyncio.Ev
         return False
     woken.clear()
     return True
+
+
+def _attempt(sent: _Sent, now: int) -> Attempt:
+    item, result = sent.item, sent.result
+    return Attempt(
+        id=new_id("att", now), delivery_id=item.delivery.id, number=item.delivery.attempts + 1,
+        status_code=result.status_code, latency_ms=result.latency_ms,
+        response_body=result.response_excerpt, error=result.error,
+        manual=item.delivery.manual, created_at=now,
+    )  # fmt: skip
+
+
+class _ClaimLost(Exception):
+    """A claim in a batch was lost: the batch is undone and each attempt written alone, where
+    the lost one writes nothing."""
 
 
 @dataclass(frozen=True)

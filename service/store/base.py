@@ -8,6 +8,7 @@ run on the transaction's own connection.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -144,6 +145,19 @@ class ClaimedDelivery:
     event_type: str
     payload: str
     endpoint: Endpoint
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What an attempt made of the delivery it was claimed for: the delivery's next state."""
+
+    claimed: ClaimedDelivery
+    status: str
+    next_attempt_at: int | None
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    updated_at: int
 
 
 @dataclass(frozen=True)
@@ -289,22 +303,13 @@ class Transaction(Reads, Protocol):
         """Extend a claim still held; False if it ran out and another worker took it."""
         ...
 
-    async def finish_delivery(
-        self,
-        claimed: ClaimedDelivery,
-        *,
-        status: str,
-        next_attempt_at: int | None,
-        attempts: int,
-        last_status: int | None,
-        last_error: str | None,
-        now_ms: int,
-    ) -> bool:
-        """Record a claimed delivery's outcome and drop the lease; False if the claim was lost
-        (the lease ran out and another worker took it)."""
+    async def finish_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> int:
+        """Record claimed deliveries' outcomes and drop their leases; how many were written.
+        One whose claim was lost (the lease ran out and another worker took it) is left as
+        it is."""
         ...
 
-    async def insert_attempt(self, attempt: Attempt) -> None: ...
+    async def insert_attempts(self, attempts: Sequence[Attempt]) -> None: ...
 
 
 class Store(Reads, Protocol):

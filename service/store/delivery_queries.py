@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from service.core.endpoints import Endpoint
 from service.core.pagination import PageRequest
-from service.store.base import Attempt, ClaimedDelivery, Delivery
+from service.store.base import Attempt, ClaimedDelivery, Delivery, DeliveryOutcome
 from service.store.rows import Sql, to_json
 
 ENDPOINT_COLUMNS = (
@@ -244,27 +245,22 @@ class DeliveryQueries(Sql):
             )
         return claimed
 
-    async def finish_delivery(
-        self,
-        claimed: ClaimedDelivery,
-        *,
-        status: str,
-        next_attempt_at: int | None,
-        attempts: int,
-        last_status: int | None,
-        last_error: str | None,
-        now_ms: int,
-    ) -> bool:
-        cursor = await self._conn.execute(
+    async def finish_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> int:
+        # One prepared statement for the batch; the total rowcount says whether a claim was
+        # lost (the caller decides what to do about it).
+        cursor = await self._conn.executemany(
             "UPDATE deliveries SET status = ?, next_attempt_at = ?, attempts = ?,"
             " last_status = ?, last_error = ?, updated_at = ?, lease_until = NULL,"
             " claim_token = NULL WHERE id = ? AND claim_token = ?",
-            (
-                status, next_attempt_at, attempts, last_status, last_error, now_ms,
-                claimed.delivery.id, claimed.claim_token,
-            ),
+            [
+                (
+                    o.status, o.next_attempt_at, o.attempts, o.last_status, o.last_error,
+                    o.updated_at, o.claimed.delivery.id, o.claimed.claim_token,
+                )
+                for o in outcomes
+            ],
         )  # fmt: skip
-        return cursor.rowcount == 1
+        return cursor.rowcount
 
     async def list_deliveries_for_event(self, event_id: str, page: PageRequest) -> list[Delivery]:
         rows = await self._all(
@@ -295,15 +291,17 @@ class DeliveryQueries(Sql):
         )
         return cursor.rowcount == 1
 
-    async def insert_attempt(self, attempt: Attempt) -> None:
-        a = attempt
-        await self._conn.execute(
+    async def insert_attempts(self, attempts: Sequence[Attempt]) -> None:
+        await self._conn.executemany(
             f"INSERT INTO attempts ({ATTEMPT_COLUMNS})"  # noqa: S608
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                a.id, a.delivery_id, a.number, a.status_code, a.latency_ms, a.response_body,
-                a.error, int(a.manual), a.created_at,
-            ),
+            [
+                (
+                    a.id, a.delivery_id, a.number, a.status_code, a.latency_ms,
+                    a.response_body, a.error, int(a.manual), a.created_at,
+                )
+                for a in attempts
+            ],
         )  # fmt: skip
 
     async def list_attempts(self, delivery_id: str) -> list[Attempt]:

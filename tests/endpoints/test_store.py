@@ -17,7 +17,7 @@ from service.core.ids import new_id
 from service.core.pagination import PageRequest
 from service.core.signing import encode_secret
 from service.outbox import deliver, record_event
-from service.store.base import Account, Attempt, ClaimedDelivery, Transaction
+from service.store.base import Account, Attempt, ClaimedDelivery, DeliveryOutcome
 from service.store.sqlite import SqliteStore
 from tests import factories
 
@@ -109,21 +109,21 @@ async def test_only_the_current_claim_can_finish_a_delivery(store: SqliteStore) 
     (current,) = await store.claim_due_deliveries(NOW + LEASE, LEASE, 10)
     assert current.claim_token != stale.claim_token
 
-    async def failed_once(tx: Transaction, claimed: ClaimedDelivery) -> bool:
-        return await tx.finish_delivery(
+    def failed_once(claimed: ClaimedDelivery) -> DeliveryOutcome:
+        return DeliveryOutcome(
             claimed,
             status="pending",
             next_attempt_at=NOW + LEASE + 5000,
             attempts=1,
             last_status=500,
             last_error="HTTP 500",
-            now_ms=NOW + LEASE + 10,
+            updated_at=NOW + LEASE + 10,
         )
 
     async with store.transaction() as tx:
-        assert not await failed_once(tx, stale)
-        assert await failed_once(tx, current)
-        assert not await failed_once(tx, current)  # finishing drops the claim
+        assert await tx.finish_deliveries([failed_once(stale)]) == 0
+        assert await tx.finish_deliveries([failed_once(current), failed_once(stale)]) == 1
+        assert await tx.finish_deliveries([failed_once(current)]) == 0  # finishing drops the claim
 
     (delivery,) = await store.list_deliveries_for_endpoint(endpoint.id, None, PageRequest(10))
     assert (delivery.status, delivery.attempts, delivery.last_status, delivery.last_error) == (
@@ -156,11 +156,11 @@ async def test_attempts_and_delivery_lists(store: SqliteStore) -> None:
     event = Event(new_id("evt", NOW), one.account_id, "task.queued", None, "{}", NOW)
     async with store.transaction() as tx:
         made = await record_event(tx, event, NOW)
-        await tx.insert_attempt(
-            Attempt(new_id("att", NOW), made[0].id, 1, None, 5000, "", "timeout", False, NOW)
-        )
-        await tx.insert_attempt(
-            Attempt(new_id("att", NOW), made[0].id, 2, 200, 12, "ok", None, True, NOW + 1)
+        await tx.insert_attempts(
+            [
+                Attempt(new_id("att", NOW), made[0].id, 1, None, 5000, "", "timeout", False, NOW),
+                Attempt(new_id("att", NOW), made[0].id, 2, 200, 12, "ok", None, True, NOW + 1),
+            ]
         )
 
     assert {d.endpoint_id for d in made} == {one.id, two.id}
