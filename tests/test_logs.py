@@ -6,8 +6,9 @@ import json
 
 import httpx
 import pytest
+import structlog
 
-from service.logs import REDACTED, redact
+from service.logs import REDACTED, configure_logging, get_logger, redact
 from service.web.middleware import loggable_path
 from tests.conftest import Caller
 from tests.upstream.test_callback_rejections import Harness, success_body
@@ -29,6 +30,32 @@ def test_redact_blanks_sensitive_names_and_masks_key_shapes() -> None:
     assert raw_key not in out["note"]
     assert "QUJDREVGR0g" not in out["note"]
     assert out["note"].startswith("presented thk_0123456789ab_")
+
+
+def test_a_logger_follows_the_configuration_in_force_at_each_call(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Loggers are made at import and bound once per configuration: one used under an old
+    configuration still follows a new one (level and format), and a reset."""
+    log = get_logger("taskhook.test")
+    try:
+        configure_logging("json", "info")
+        log.debug("hidden")
+        log.info("first", n=1)
+        configure_logging("console", "debug")
+        log.debug("shown", n=2)
+        configure_logging("json", "warning")
+        log.info("hidden again")
+        log.warning("third", secret="s3")
+        lines = capsys.readouterr().err.splitlines()
+    finally:
+        structlog.reset_defaults()
+    assert len(lines) == 3
+    assert json.loads(lines[0])["event"] == "first"
+    assert "shown" in lines[1]
+    assert "n=2" in lines[1]
+    assert not lines[1].startswith("{")
+    assert json.loads(lines[2])["secret"] == REDACTED
 
 
 def test_callback_tokens_are_cut_from_logged_paths() -> None:
