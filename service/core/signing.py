@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
@@ -44,7 +43,7 @@ def decode_secret(secret: str) -> bytes:
 def sign(key: bytes, msg_id: str, timestamp_s: int, body: bytes) -> str:
     """One ``v1,<base64>`` signature."""
     signed = f"{msg_id}.{timestamp_s}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    digest = hmac.digest(key, signed, "sha256")  # one-shot, in OpenSSL: a third cheaper
     return "v1," + base64.b64encode(digest).decode()
 
 

@@ -13,7 +13,6 @@ applies what a callback claims.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping
@@ -154,7 +153,7 @@ class KieProvider:
         if not is_task_id(task_id):
             raise CallbackInvalid("The callback has no data.taskId.")
         signed = f"{task_id}.{stamp}".encode()
-        expected = base64.b64encode(hmac.new(key.encode(), signed, hashlib.sha256).digest())
+        expected = base64.b64encode(hmac.digest(key.encode(), signed, "sha256"))
         if not hmac.compare_digest(given.encode(), expected):
             raise SignatureInvalid("X-Webhook-Signature does not match.")
 
