@@ -5,19 +5,18 @@ Every attempt is recorded with what came back; the delivery then moves on by the
 (and still recoverable), or — on 410, or after failing continuously past the threshold — its
 endpoint is disabled and the account's other endpoints hear ``endpoint.disabled``.
 
-Sending happens outside any transaction; the outcome is written in one afterwards, and only if
-this worker still holds the claim. Outcomes that finish while the previous ones are being written
-share the next transaction (``_Recorder``). A worker killed mid-send leaves a leased row that
-another claims when the lease runs out: at least once, never lost.
+Sending happens outside any transaction (``dispatch``: lanes, one per request in flight); the
+outcome is written in one afterwards, and only if this worker still holds the claim. Outcomes
+that finish while the previous ones are being written share the next transaction. A worker
+killed mid-send leaves a leased row that another claims when the lease runs out: at least once,
+never lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from service.core.clock import Clock
@@ -25,6 +24,7 @@ from service.core.delivery import Verdict, judge, outbound, retry_delay_ms, shou
 from service.core.endpoints import Endpoint, signing_secrets
 from service.core.events import Event, envelope
 from service.core.ids import new_id
+from service.delivery.dispatch import Lanes
 from service.delivery.sender import AttemptResult, Sender
 from service.logs import get_logger
 from service.metrics import Metrics
@@ -48,36 +48,21 @@ class DeliveryWorker:
     async def deliver_due(self, woken: asyncio.Event | None = None) -> int:
         """Deliver what is due now; returns how many deliveries were claimed.
 
-        Claims overlap with sending: once half of a batch is done, the next batch is claimed,
-        so the slowest sends of one batch never leave the connections idle. A claim that comes
-        back short of a full batch means nothing more is due: the round ends once what it
-        claimed is recorded — unless ``woken`` is set meanwhile (new deliveries were committed),
-        which claims again at once. Waiting for the round's last attempts to be written (a
-        commit, perhaps behind another process's write lock) would otherwise hold the news back
-        by a whole round."""
+        Claims overlap with sending: once half of a batch is recorded, the next batch is
+        claimed, so the slowest sends of one batch never leave the connections idle (sending
+        and recording: ``dispatch``). A claim that comes back short of a full batch means
+        nothing more is due: the round ends once what it claimed is recorded — unless
+        ``woken`` is set meanwhile (new deliveries were committed), which claims again at once.
+        Waiting for the round's last attempts to be written (a commit, perhaps behind another
+        process's write lock) would otherwise hold the news back by a whole round."""
         batch = self.settings.batch_size
-        everyone = asyncio.Semaphore(self.settings.concurrency)
-        per_endpoint: defaultdict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(self.settings.per_endpoint_concurrency)
+        lanes: Lanes[_Sent] = Lanes(
+            self._attempt,
+            self._record,
+            concurrency=self.settings.concurrency,
+            per_endpoint=self.settings.per_endpoint_concurrency,
         )
-
-        recorder = _Recorder(self._record)
-
-        async def one(item: ClaimedDelivery, claimed_at: int) -> None:
-            try:
-                # The limits are on requests in flight: recording the outcome (a wait for the
-                # write lock, perhaps behind another process) must not keep an endpoint's
-                # next delivery from going out.
-                async with everyone, per_endpoint[item.endpoint.id]:
-                    if not await self._still_ours(item, claimed_at):
-                        return
-                    sent = await self._send(item)
-                await recorder.record(sent)
-            except Exception:
-                log.exception("delivery.attempt_crashed", delivery_id=item.delivery.id)
-
         total = 0
-        running: set[asyncio.Task[None]] = set()
         try:
             while True:
                 claimed_at = self.clock()
@@ -85,20 +70,23 @@ class DeliveryWorker:
                     claimed_at, self.settings.lease_seconds * 1000, batch
                 )
                 total += len(claimed)
-                running.update(asyncio.create_task(one(item, claimed_at)) for item in claimed)
+                lanes.add(claimed, claimed_at)
                 if len(claimed) < batch:
-                    if not running or not await _woken_before_done(running, woken):
+                    if not await lanes.until_at_most(0, woken):
                         break
-                    running = {task for task in running if not task.done()}
                     continue
-                while len(running) > batch // 2:
-                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                await lanes.until_at_most(batch // 2)
         except asyncio.CancelledError:
-            for task in running:  # a stopping worker's claims return when their leases run out
-                task.cancel()
-            await recorder.close()
+            await lanes.close()  # a stopping worker's claims return when their leases run out
             raise
         return total
+
+    async def _attempt(self, item: ClaimedDelivery, claimed_at: int) -> _Sent | None:
+        """Send one claimed delivery (its endpoint's slot held); ``None`` if the claim was
+        lost while it waited its turn."""
+        if not await self._still_ours(item, claimed_at):
+            return None
+        return await self._send(item)
 
     async def _still_ours(self, item: ClaimedDelivery, claimed_at: int) -> bool:
         """Before sending an item that waited its turn past half its lease, renew the lease:
@@ -163,7 +151,7 @@ class DeliveryWorker:
             if not finished and len(batch) > 1:
                 raise _ClaimLost  # which one is not known: undone here, each written alone
             if finished:
-                await tx.insert_attempts([_attempt(sent, now) for sent in batch])
+                await tx.insert_attempts([_attempt_row(sent, now) for sent in batch])
                 healthy: set[str] = set()  # endpoints already cleared in this transaction
                 for sent in batch:
                     await self._endpoint_health(tx, sent, now, healthy)
@@ -244,27 +232,7 @@ class DeliveryWorker:
         log.warning("endpoint.disabled", endpoint_id=endpoint.id, reason=reason)
 
 
-async def _woken_before_done(running: set[asyncio.Task[None]], woken: asyncio.Event | None) -> bool:
-    """Wait until every task in ``running`` (not empty) is done — ``False`` — or until
-    ``woken`` is set — ``True``, and the event is cleared: the news is taken."""
-    if woken is None:
-        await asyncio.gather(*running)
-        return False
-    # One waiter for them all: cancelling it (when woken) leaves the tasks running.
-    everything = asyncio.ensure_future(asyncio.wait(running))
-    waiting = asyncio.ensure_future(woken.wait())
-    try:
-        await asyncio.wait({everything, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        everything.cancel()
-        waiting.cancel()
-    if not woken.is_set():
-        return False
-    woken.clear()
-    return True
-
-
-def _attempt(sent: _Sent, now: int) -> Attempt:
+def _attempt_row(sent: _Sent, now: int) -> Attempt:
     item, result = sent.item, sent.result
     return Attempt(
         id=new_id("att", now), delivery_id=item.delivery.id, number=item.delivery.attempts + 1,
@@ -287,49 +255,3 @@ class _Sent:
     result: AttemptResult
     verdict: Verdict
     sent: bool  # False: nothing went out (the endpoint was disabled or deleted)
-
-
-class _Recorder:
-    """Batches finished attempts: each waits while the batch before it is written, and all
-    that finished meanwhile are written together, in one transaction. At low load a batch is
-    one attempt; under load, the attempts of one commit's wait."""
-
-    def __init__(self, record: Callable[[list[_Sent]], Awaitable[list[bool]]]) -> None:
-        self._record = record
-        self._queue: list[tuple[_Sent, asyncio.Future[bool]]] = []
-        self._draining: asyncio.Task[None] | None = None
-
-    async def record(self, sent: _Sent) -> bool:
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((sent, done))
-        if self._draining is None:
-            self._draining = asyncio.create_task(self._drain())
-        return await done
-
-    async def _drain(self) -> None:
-        batch: list[tuple[_Sent, asyncio.Future[bool]]] = []
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                try:
-                    recorded = await self._record([sent for sent, _ in batch])
-                except Exception as exc:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                for (_, done), ok in zip(batch, recorded, strict=True):
-                    if not done.done():
-                        done.set_result(ok)
-        finally:
-            self._draining = None
-            for _, done in (*batch, *self._queue):  # left only when cancelled, as their
-                if not done.done():  # senders are: the leases bring them round again
-                    done.cancel()
-
-    async def close(self) -> None:
-        """Stop at once; what was not recorded is sent again when its lease runs out."""
-        if self._draining is not None:
-            self._draining.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._draining
