@@ -151,7 +151,7 @@ class DeliveryWorker:
             if not finished and len(batch) > 1:
                 raise _ClaimLost  # which one is not known: undone here, each written alone
             if finished:
-                await tx.insert_attempts([_attempt_row(sent, now) for sent in batch])
+                await tx.insert_attempts(list(map(_attempt_row, batch, outcomes)))
                 healthy: set[str] = set()  # endpoints already cleared in this transaction
                 for sent in batch:
                     await self._endpoint_health(tx, sent, now, healthy)
@@ -232,10 +232,11 @@ class DeliveryWorker:
         log.warning("endpoint.disabled", endpoint_id=endpoint.id, reason=reason)
 
 
-def _attempt_row(sent: _Sent, now: int) -> Attempt:
-    item, result = sent.item, sent.result
+def _attempt_row(sent: _Sent, outcome: DeliveryOutcome) -> Attempt:
+    """The attempt's row: its number and time are the outcome's."""
+    item, result, now = sent.item, sent.result, outcome.updated_at
     return Attempt(
-        id=new_id("att", now), delivery_id=item.delivery.id, number=item.delivery.attempts + 1,
+        id=new_id("att", now), delivery_id=item.delivery.id, number=outcome.attempts,
         status_code=result.status_code, latency_ms=result.latency_ms,
         response_body=result.response_excerpt, error=result.error,
         manual=item.delivery.manual, created_at=now,
