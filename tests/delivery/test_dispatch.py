@@ -7,7 +7,10 @@ write, so each test can hold one back at the moment it is about."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
+
+import pytest
 
 from service.core.ids import new_id
 from service.delivery.dispatch import Lanes
@@ -125,14 +128,22 @@ async def test_news_during_the_last_writes_ends_the_wait_and_is_taken() -> None:
     assert await asyncio.wait_for(lanes.until_at_most(0, woken), 2) is False
 
 
-async def test_a_failed_write_is_logged_and_still_ends_the_round() -> None:
+@pytest.mark.usefixtures("json_logs")
+async def test_a_failed_write_is_logged_and_still_ends_the_round(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     async def attempt(item: ClaimedDelivery, _claimed_at: int) -> str:
         return item.delivery.id
 
     async def record(batch: list[str]) -> list[bool]:
         raise OSError("disk full")
 
+    items = claimed(endpoints=1, count=3)
     lanes = Lanes(attempt, record, concurrency=2, per_endpoint=2)
-    lanes.add(claimed(endpoints=1, count=3), NOW)
+    lanes.add(items, NOW)
     assert await asyncio.wait_for(lanes.until_at_most(0), 2) is False
     assert lanes.unfinished == 0
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    crashed = [line for line in lines if line["event"] == "delivery.attempt_crashed"]
+    assert sorted(line["delivery_id"] for line in crashed) == sorted(i.delivery.id for i in items)
+    assert all("disk full" in line["exception"] for line in crashed)
