@@ -5,8 +5,11 @@ asserted: these check that the bench measures what it says it does."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import random
+import sqlite3
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +24,7 @@ from service.settings import load_settings
 from service.store.base import TaskFilter
 from service.store.sqlite import SqliteStore
 from tests.servers import serve_app
-from tools.bench import bare, processes, scaledb, seed, templates
+from tools.bench import bare, durable, processes, scaledb, seed, templates
 from tools.bench.callbacks import Callbacks
 from tools.bench.ids import ALPHABET, Ids
 from tools.bench.load import Request, closed_loop, open_loop
@@ -133,6 +136,45 @@ async def test_the_load_generator_against_a_real_bare_server() -> None:
         assert sorted(opened.sent_at) == sorted(r.tag for r in requests)
         due = [opened.sent_at[str(i)] for i in range(20)]
         assert due == sorted(due)  # sent on its fixed schedule, in order
+
+
+async def test_the_durable_baseline_answers_only_once_its_row_is_committed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "durable.db"
+    async with (
+        serve_app(durable.create_app(path), lifespan="on") as base,
+        httpx.AsyncClient(base_url=base) as client,
+    ):
+
+        async def post(i: int) -> int:
+            answer = await client.post("/callbacks/simulator/t", content=b"row %d" % i)
+            assert answer.status_code == 200
+            # another connection sees the row as soon as the answer is in
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                found = conn.execute(
+                    "SELECT count(*) FROM writes WHERE body = ?", (b"row %d" % i,)
+                ).fetchone()[0]
+            return int(found)
+
+        assert await asyncio.gather(*(post(i) for i in range(40))) == [1] * 40
+        stats = (await client.get("/stats")).json()
+    assert stats["rows"] == 40
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT count(*) FROM writes").fetchone()[0] == 40
+
+
+async def test_the_durable_baseline_commits_rows_queued_together_as_one_group(
+    tmp_path: Path,
+) -> None:
+    writer = durable.GroupWriter(tmp_path / "durable.db")
+    try:
+        await asyncio.gather(*(writer.write(b"x") for _ in range(50)))
+        await writer.write(b"y")
+    finally:
+        writer.close()
+    assert (writer.rows, writer.commits) == (51, 2)
 
 
 async def test_the_receiver_counts_and_records() -> None:

@@ -16,6 +16,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
+
+#: taskhook's callback route, which both baselines answer on
+CALLBACK_PATH = "/callbacks/{provider}/{token}"
 
 
 async def callback(request: Request) -> Response:
@@ -30,7 +34,7 @@ async def healthz(_request: Request) -> Response:
 def create_app() -> Starlette:
     return Starlette(
         routes=[
-            Route("/callbacks/{provider}/{token}", callback, methods=["POST"]),
+            Route(CALLBACK_PATH, callback, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
@@ -40,10 +44,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    run_server(create_app(), args.port)
+
+
+def run_server(app: ASGIApp, port: int) -> None:
+    """Serve ``app`` with the settings ``python -m service serve`` uses."""
     config = uvicorn.Config(
-        create_app(),
+        app,
         host="127.0.0.1",
-        port=args.port,
+        port=port,
         loop="uvloop",
         http="httptools",
         access_log=False,
