@@ -177,6 +177,19 @@ async def test_the_durable_baseline_commits_rows_queued_together_as_one_group(
     assert (writer.rows, writer.commits) == (51, 2)
 
 
+async def test_a_cancelled_write_leaves_the_rest_of_its_group_answered(tmp_path: Path) -> None:
+    writer = durable.GroupWriter(tmp_path / "durable.db")
+    try:
+        first = asyncio.ensure_future(writer.write(b"gone"))
+        rest = [asyncio.ensure_future(writer.write(b"kept")) for _ in range(3)]
+        await asyncio.sleep(0)  # all four queued, the flush under way
+        first.cancel()
+        await asyncio.wait_for(asyncio.gather(*rest), 5)
+    finally:
+        writer.close()
+    assert (writer.rows, writer.commits) == (4, 1)  # its row was already on its way
+
+
 async def test_the_receiver_counts_and_records() -> None:
     receiver = Receiver(record=True)
     sock = bind()

@@ -59,16 +59,21 @@ class GroupWriter:
             while self._queued:
                 rows, waiters = self._queued, self._waiters
                 self._queued, self._waiters = [], []
+                failed: Exception | None = None
                 try:
                     await asyncio.to_thread(self._commit, rows)
                 except Exception as exc:  # every waiter of the group hears of it
-                    for waiter in waiters:
-                        waiter.set_exception(exc)
+                    failed = exc
                 else:
                     self.commits += 1
                     self.rows += len(rows)
-                    for waiter in waiters:
+                for waiter in waiters:
+                    if waiter.done():  # its request was cancelled; the others still wait
+                        continue
+                    if failed is None:
                         waiter.set_result(None)
+                    else:
+                        waiter.set_exception(failed)
         finally:
             self._flushing = None
 
