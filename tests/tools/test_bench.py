@@ -1,6 +1,7 @@
 """The benchmark's cheapest parts, run for real: the ids and timestamps it writes, a small scale
 database read back through the service's store, a seeded callback applied by the real app, the
-load generator against a real uvicorn server, the receiver, and the report. No timings are
+load generator against a real uvicorn server, the durable-write baseline, the receiver, and the
+report. No timings are
 asserted: these check that the bench measures what it says it does."""
 
 from __future__ import annotations

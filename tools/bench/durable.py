@@ -26,56 +26,36 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.delivery.dispatch import Recorder
 from tools.bench.bare import CALLBACK_PATH, healthz, run_server
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS writes (id INTEGER PRIMARY KEY, at REAL, body BLOB)"
 
 
 class GroupWriter:
-    """Rows queued on the event loop, written and committed a group at a time in one thread."""
+    """Rows queued on the event loop, written and committed a group at a time in one thread.
+
+    The grouping is the delivery worker's ``Recorder``: what is queued while one group commits
+    is the next group, and a request cancelled meanwhile leaves the others' answers alone."""
 
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         for pragma in ("journal_mode = WAL", "synchronous = FULL"):
             self._conn.execute(f"PRAGMA {pragma}").fetchall()
         self._conn.execute(SCHEMA)
-        self._queued: list[tuple[float, bytes]] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._groups: Recorder[tuple[float, bytes]] = Recorder(self._write_group)
         self.commits = 0
         self.rows = 0
 
     async def write(self, body: bytes) -> None:
         """Returns once ``body`` is a committed row."""
-        done = asyncio.get_running_loop().create_future()
-        self._queued.append((time.time(), body))
-        self._waiters.append(done)
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush())
-        await done
+        await self._groups.submit((time.time(), body))
 
-    async def _flush(self) -> None:
-        try:
-            while self._queued:
-                rows, waiters = self._queued, self._waiters
-                self._queued, self._waiters = [], []
-                failed: Exception | None = None
-                try:
-                    await asyncio.to_thread(self._commit, rows)
-                except Exception as exc:  # every waiter of the group hears of it
-                    failed = exc
-                else:
-                    self.commits += 1
-                    self.rows += len(rows)
-                for waiter in waiters:
-                    if waiter.done():  # its request was cancelled; the others still wait
-                        continue
-                    if failed is None:
-                        waiter.set_result(None)
-                    else:
-                        waiter.set_exception(failed)
-        finally:
-            self._flushing = None
+    async def _write_group(self, rows: list[tuple[float, bytes]]) -> list[bool]:
+        await asyncio.to_thread(self._commit, rows)
+        self.commits += 1
+        self.rows += len(rows)
+        return [True] * len(rows)
 
     def _commit(self, rows: list[tuple[float, bytes]]) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
