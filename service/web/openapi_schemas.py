@@ -150,6 +150,19 @@ def endpoint_schemas() -> dict[str, Schema]:
     }
 
 
+def _optional_nullable(properties: dict[str, Schema], required: tuple[str, ...]) -> Schema:
+    """An optional field sent as ``null`` means "not sent" (its default), so the schema says
+    so: a client that writes ``"seed": null`` is not refused."""
+    out: dict[str, Schema] = {}
+    for name, schema in properties.items():
+        if name not in required:
+            schema = {**schema, "type": [schema["type"], "null"]}
+            if "enum" in schema:
+                schema["enum"] = [*schema["enum"], None]
+        out[name] = schema
+    return out
+
+
 def component_schemas(models: list[str], providers: list[str]) -> dict[str, Schema]:
     return {
         **endpoint_schemas(),
@@ -175,44 +188,47 @@ def component_schemas(models: list[str], providers: list[str]) -> dict[str, Sche
             "allOf": [
                 {  # an edit needs images…
                     "if": {"required": ["type"], "properties": {"type": {"const": "edit"}}},
-                    "then": {"required": ["images"]},
+                    "then": {"required": ["images"], "properties": {"images": {"type": "array"}}},
                 },
                 {  # …and text-to-image takes none
                     "if": {
                         "required": ["type"],
                         "properties": {"type": {"const": "text-to-image"}},
                     },
-                    "then": {"not": {"required": ["images"]}},
+                    "then": {"properties": {"images": {"type": "null"}}},
                 },
             ],
-            "properties": {
-                "prompt": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": MAX_PROMPT,
-                    "pattern": "\\S",
-                    "description": "Not blank. Screened by moderation (422 prompt_blocked).",
-                },
-                "model": {"type": "string", "enum": models},
-                "type": {"type": "string", "enum": list(TASK_TYPES)},
-                "images": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_IMAGES,
-                    "items": {
+            "properties": _optional_nullable(
+                {
+                    "prompt": {
                         "type": "string",
-                        "maxLength": MAX_IMAGE_URL,
-                        "pattern": IMAGE_URL_PATTERN,
+                        "minLength": 1,
+                        "maxLength": MAX_PROMPT,
+                        "pattern": "\\S",
+                        "description": "Not blank. Screened by moderation (422 prompt_blocked).",
                     },
+                    "model": {"type": "string", "enum": models},
+                    "type": {"type": "string", "enum": list(TASK_TYPES)},
+                    "images": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": MAX_IMAGES,
+                        "items": {
+                            "type": "string",
+                            "maxLength": MAX_IMAGE_URL,
+                            "pattern": IMAGE_URL_PATTERN,
+                        },
+                    },
+                    "aspect_ratio": {"type": "string", "enum": list(ASPECT_RATIOS)},
+                    "resolution": {"type": "string", "enum": list(RESOLUTIONS)},
+                    "output_format": {"type": "string", "enum": list(OUTPUT_FORMATS)},
+                    "num_images": {"type": "integer", "minimum": 1, "maximum": 4},
+                    "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
+                    "provider": {"type": "string", "enum": providers},
+                    "metadata": {"type": "object", "description": "At most 4 KiB as JSON; echoed."},
                 },
-                "aspect_ratio": {"type": "string", "enum": list(ASPECT_RATIOS)},
-                "resolution": {"type": "string", "enum": list(RESOLUTIONS)},
-                "output_format": {"type": "string", "enum": list(OUTPUT_FORMATS)},
-                "num_images": {"type": "integer", "minimum": 1, "maximum": 4},
-                "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
-                "provider": {"type": "string", "enum": providers},
-                "metadata": {"type": "object", "description": "At most 4 KiB as JSON; echoed."},
-            },
+                required=("prompt", "model"),
+            ),
         },
         "Task": {
             "type": "object",

@@ -145,7 +145,8 @@ async def test_every_error_response_uses_the_error_schema(spec: dict[str, Any]) 
 async def test_enums_follow_the_config(spec: dict[str, Any], settings: Settings) -> None:
     create = component(spec, "TaskCreate")["properties"]
     assert create["model"]["enum"] == list(settings.pricing.models)
-    assert create["provider"]["enum"] == list(settings.tasks.providers)
+    # optional, so null (its default) is allowed too
+    assert create["provider"]["enum"] == [*settings.tasks.providers, None]
     listing = {p["name"]: p for p in spec["paths"]["/v1/tasks"]["get"]["parameters"]}
     assert listing["model"]["schema"]["enum"] == list(settings.pricing.models)
     assert listing["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100}

@@ -420,3 +420,22 @@ async def test_a_provider_the_environment_did_not_configure_is_refused(tmp_path:
             )
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "provider"
+
+
+async def test_optional_fields_sent_as_null_take_their_defaults(
+    client: httpx.AsyncClient, caller: Caller
+) -> None:
+    # The OpenAPI document says every optional field may be null; the API must agree.
+    nulls = dict.fromkeys(
+        ("type", "images", "aspect_ratio", "resolution", "output_format", "num_images", "seed",
+         "provider", "metadata"),
+        None,
+    )  # fmt: skip
+    response = await post_task(client, caller, {**BODY, **nulls})
+    assert response.status_code == 202, response.text
+    task = response.json()
+    assert task["type"] == "text-to-image"
+    assert task["provider"] == "simulator"
+    assert task["metadata"] == {}
+    assert task["params"]["resolution"] == "1k"
+    assert task["params"]["seed"] is None
