@@ -147,8 +147,14 @@ class SimulatorSettings:
     latency_ms: int
     progress_steps: int
     failure_rate: float
+    #: jobs whose callbacks are not all sent yet; createTask answers 429 beyond
+    max_pending_callbacks: int
     #: Standard Webhooks secret its callbacks are signed with (TASKHOOK_SIMULATOR_SECRET)
     secret: Secret
+    #: the ``Authorization: Bearer`` key createTask and recordInfo ask for
+    #: (TASKHOOK_SIMULATOR_API_KEY; in production one derived from the secret key); ``None``:
+    #: open, in development only
+    api_key: Secret | None = None
 
 
 @dataclass(frozen=True)
@@ -247,7 +253,7 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         synchronous=v["storage"]["synchronous"],
     )
     tasks = TaskSettings(**v["tasks"])
-    if tasks.default_provider not in tasks.providers:
+    if tasks.default_provider and tasks.default_provider not in tasks.providers:
         raise ConfigError(
             f"tasks.default_provider: {tasks.default_provider!r} is not in tasks.providers"
         )
@@ -270,7 +276,11 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         workers=WorkerSettings(**v["workers"]),
         delivery=DeliverySettings(**v["delivery"]),
         retention=RetentionSettings(**v["retention"]),
-        simulator=SimulatorSettings(**v["simulator"], secret=_simulator_secret(env, secret_key)),
+        simulator=SimulatorSettings(
+            **v["simulator"],
+            secret=_simulator_secret(env, secret_key),
+            api_key=_simulator_api_key(env, service, secret_key),
+        ),
         providers=_provider_configs(env, upstream),
         pricing=pricing,
         moderation=moderation,
@@ -320,6 +330,29 @@ def _simulator_secret(env: Mapping[str, str], secret_key: Secret) -> Secret:
         return Secret(given)
     derived = hmac.new(secret_key.reveal().encode(), b"taskhook.simulator", "sha256").digest()
     return Secret(encode_secret(derived))
+
+
+def _simulator_api_key(
+    env: Mapping[str, str], service: ServiceSettings, secret_key: Secret
+) -> Secret | None:
+    """``TASKHOOK_SIMULATOR_API_KEY``; else, in production, one derived from the secret key.
+
+    Derived, not required: ``serve``'s adapter and the simulator it mounts, ``web`` and
+    ``worker``, and ``python -m service simulator`` beside them all share TASKHOOK_SECRET_KEY,
+    so they agree on the key with nothing more to configure, and it is as hard to guess as the
+    secret key (and rotates with it). Development leaves the simulator open to poke at by hand.
+    """
+    given = env.get("TASKHOOK_SIMULATOR_API_KEY")
+    if given:
+        if len(given) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"TASKHOOK_SIMULATOR_API_KEY: must be at least {MIN_SECRET_LENGTH} characters"
+            )
+        return Secret(given)
+    if not service.production:
+        return None
+    derived = hmac.new(secret_key.reveal().encode(), b"taskhook.simulator.api_key", "sha256")
+    return Secret("sim_" + derived.hexdigest())
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
