@@ -22,6 +22,7 @@ from service.core.pricing import PricingTable
 from service.core.signing import decode_secret, encode_secret
 from service.errors import ConfigError
 from service.providers.base import ProviderConfig
+from service.store.permissions import create_private_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -389,7 +390,7 @@ def _secret_key(
     # Development only: a key generated once into the data dir, so restarts keep tokens valid.
     path = storage.data_dir / "secret_key"
     if not path.exists():
-        storage.data_dir.mkdir(parents=True, exist_ok=True)
+        create_private_dir(storage.data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
