@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ from service.app import create_app
 from service.errors import ConfigError
 from service.settings import PROJECT_ROOT, Settings, load_settings
 from tests.conftest import SECRET
+from tests.servers import bind_loopback
 from tests.simulator.conftest import MODULE_LOOP, Host, Receiver
 
 pytestmark = MODULE_LOOP
@@ -179,3 +182,76 @@ async def test_a_loopback_callback_is_refused_then_allowed_by_the_delivery_polic
         assert created.status_code == 200
         calls = await allowed.wait_for(2)
     assert [call.data["state"] for call in calls] == ["generating", "success"]
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHOOK")}
+    env.update(
+        TASKHOOK_CONFIG=PRODUCTION,
+        TASKHOOK_DATA_DIR=str(data_dir),
+        TASKHOOK_SECRET_KEY=SECRET,
+        TASKHOOK__SIMULATOR__LATENCY_MS="50",
+        **extra,
+    )
+    return env
+
+
+async def test_serve_without_a_provider_stops_with_the_message(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "service", "serve", "--port", "0"),
+        env=_env(tmp_path),
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, raw = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    err = raw.decode()
+    assert proc.returncode == 2
+    assert "configuration error: no provider is enabled" in err
+    assert "TASKHOOK_KIE_BASE_URL" in err
+    assert "Traceback" not in err
+
+
+async def test_the_standalone_simulator_in_production_wants_the_key_and_guards_callbacks(
+    tmp_path: Path, host: Host
+) -> None:
+    """``python -m service simulator`` (what the soak runs beside web and worker) under the
+    production config: the key web and worker derive, and the delivery policy."""
+    sock = bind_loopback()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = _env(tmp_path)
+    key = authorized(load_settings(env))
+    receiver = await hook(host)
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "service", "simulator", "--port", str(port)),
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):
+                try:
+                    await client.get("/api/v1/jobs/recordInfo")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            path = "/api/v1/jobs/createTask"
+            assert (await client.post(path, json=job(receiver.url))).status_code == 401
+            created = await client.post(path, json=job(receiver.url), headers=key)
+            assert created.status_code == 200
+            await asyncio.sleep(0.5)
+    finally:
+        proc.terminate()
+        _, raw = await asyncio.wait_for(proc.communicate(), timeout=30)
+    err = raw.decode()
+    assert receiver.calls == []
+    assert "simulator.callback_refused" in err
+    assert TOKEN not in err
