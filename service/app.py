@@ -21,7 +21,7 @@ from service.endpoints import EndpointPolicy
 from service.errors import ConfigError
 from service.logs import get_logger
 from service.metrics import Metrics
-from service.providers.registry import build_providers, simulator_base
+from service.providers.registry import build_providers, enabled_providers, simulator_base
 from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.retention import Retention
 from service.settings import Settings
@@ -115,17 +115,55 @@ def build_background(
     return Background(upstream, workers, sender, waker)
 
 
-def task_policy(settings: Settings, providers: tuple[str, ...]) -> TaskPolicy:
-    if settings.tasks.default_provider not in providers:
+#: what switches each provider on, for the message when none is
+_ENABLE_HINT = (
+    "set TASKHOOK_KIE_BASE_URL (or TASKHOOK_BANANA2_BASE_URL, TASKHOOK_NANOBANANAPRO_BASE_URL), "
+    "or switch the simulator on with TASKHOOK__SIMULATOR__ENABLED=true"
+)
+
+
+def default_provider(settings: Settings, providers: tuple[str, ...]) -> str:
+    """``tasks.default_provider``, or when it is empty the first of ``tasks.providers`` enabled.
+
+    Production's defaults name none: the simulator is off there, and which real provider an
+    operator configures is theirs to say, once, by its base URL."""
+    chosen = settings.tasks.default_provider
+    if not chosen:
+        enabled = [name for name in settings.tasks.providers if name in providers]
+        if not enabled:
+            raise ConfigError(f"no provider is enabled: {_ENABLE_HINT}")
+        return enabled[0]
+    if chosen not in providers:
         raise ConfigError(
-            f"tasks.default_provider: {settings.tasks.default_provider!r} is not enabled "
-            f"(enabled: {', '.join(providers) or 'none'})"
+            f"tasks.default_provider: {chosen!r} is not enabled "
+            f"(enabled: {', '.join(providers) or 'none'}); {_ENABLE_HINT}"
         )
+    return chosen
+
+
+def task_policy(settings: Settings, providers: tuple[str, ...]) -> TaskPolicy:
+    chosen = default_provider(settings, providers)
     return TaskPolicy(
-        tasks=replace(settings.tasks, providers=providers),
+        tasks=replace(settings.tasks, default_provider=chosen, providers=providers),
         pricing=settings.pricing,
         moderation=settings.moderation,
         idempotency_ttl_ms=settings.api.idempotency_ttl_seconds * 1000,
+    )
+
+
+def simulator_config(settings: Settings, public_url: str) -> SimulatorConfig:
+    """The simulator the settings describe, reachable at ``public_url``: mounted by ``serve``
+    or run alone by ``python -m service simulator``."""
+    api_key = settings.simulator.api_key
+    return SimulatorConfig(
+        public_url=public_url,
+        webhook_secret=settings.simulator.secret.reveal(),
+        api_key=None if api_key is None else api_key.reveal(),
+        latency_ms=settings.simulator.latency_ms,
+        progress_steps=settings.simulator.progress_steps,
+        failure_rate=settings.simulator.failure_rate,
+        callback_policy=TargetPolicy.from_settings(settings.delivery.allowed_networks),
+        max_pending_callbacks=settings.simulator.max_pending_callbacks,
     )
 
 
@@ -135,6 +173,7 @@ def create_app(
     """An ASGI app for ``settings``. Its lifespan opens (and migrates) the store, and runs the
     submitter, reconciler and delivery worker unless ``run_workers`` (default:
     ``workers.in_serve``) says not."""
+    policy = task_policy(settings, enabled_providers(settings))  # first: it may refuse to start
     store: Store = open_store(settings)
     client = provider_client(settings)
     metrics = Metrics()
@@ -144,15 +183,7 @@ def create_app(
     forward = None if wake_sender is None else wake_sender.send
     background = build_background(settings, store, client, clock, metrics, forward)
     upstream, workers = background.upstream, background.workers
-    simulator = create_simulator_app(
-        SimulatorConfig(
-            public_url=simulator_base(settings),
-            webhook_secret=settings.simulator.secret.reveal(),
-            latency_ms=settings.simulator.latency_ms,
-            progress_steps=settings.simulator.progress_steps,
-            failure_rate=settings.simulator.failure_rate,
-        )
-    )
+    simulator = create_simulator_app(simulator_config(settings, simulator_base(settings)))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -188,7 +219,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # "/v1/tasks/" is a 404 in the error shape, not a 307
-    policy = task_policy(settings, tuple(upstream.providers))
     app.state.services = Services(
         settings=settings,
         store=store,

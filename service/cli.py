@@ -20,11 +20,18 @@ import uvicorn
 import uvloop
 
 from service import replay, usecases
-from service.app import build_background, build_upstream, create_app, open_store, provider_client
+from service.app import (
+    build_background,
+    build_upstream,
+    create_app,
+    open_store,
+    provider_client,
+    simulator_config,
+)
 from service.core.clock import system_clock
 from service.errors import ConfigError, TaskhookError
 from service.logs import configure_logging, get_logger
-from service.providers.simulator import SimulatorConfig, create_simulator_app
+from service.providers.simulator import create_simulator_app
 from service.settings import Settings, load_settings
 from service.store.sqlite import SqliteStore
 from service.wakeup import WakeListener, wake_address
@@ -102,7 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.logging.format, settings.logging.level)
     if args.command == "serve":
         collect_garbage_rarely()
-        return _serve(settings, args.host, args.port)
+        try:
+            return _serve(settings, args.host, args.port)
+        except ConfigError as exc:  # what only building the app finds (no provider enabled)
+            print(f"taskhook: configuration error: {exc.message}", file=sys.stderr)
+            return 2
     if args.command == "worker":
         collect_garbage_rarely()
         # uvloop, as `serve` runs under: the delivery worker's sends are its hot path.
@@ -178,15 +189,9 @@ async def _worker(settings: Settings) -> int:
 
 
 def _simulator(settings: Settings, host: str, port: int) -> int:
-    app = create_simulator_app(
-        SimulatorConfig(
-            public_url=f"http://{host}:{port}",
-            webhook_secret=settings.simulator.secret.reveal(),
-            latency_ms=settings.simulator.latency_ms,
-            progress_steps=settings.simulator.progress_steps,
-            failure_rate=settings.simulator.failure_rate,
-        )
-    )
+    """The simulator alone, as configured for this environment: with its key in production and
+    calling back only where deliveries may go (``[simulator] enabled`` is for ``serve``)."""
+    app = create_simulator_app(simulator_config(settings, f"http://{host}:{port}"))
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     return 0
 

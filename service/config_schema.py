@@ -152,6 +152,7 @@ SCHEMA: dict[str, dict[str, Convert]] = {
         "latency_ms": _integer(0, 3_600_000),
         "progress_steps": _integer(0, 10),
         "failure_rate": _fraction,
+        "max_pending_callbacks": _integer(1, 100_000),
     },
     "files": {"pricing": _text, "moderation": _text},
 }

@@ -2,7 +2,9 @@
 
 Every line emitted while a request is served carries its ``request_id`` (bound in a contextvar by
 the web middleware). A redaction processor runs last before rendering so that no key, secret,
-signature, token or authorization value reaches the output even if a caller passes one by mistake.
+signature, token or authorization value reaches the output even if a caller passes one by mistake;
+and every rendered line, ours or a library's (httpx logs each request's URL at info), has our
+key shapes and the tokens of callback URLs (``/callbacks/<provider>/<token>``) cut out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ _SENSITIVE = re.compile(
     re.IGNORECASE,
 )
 _KEY_SHAPE = re.compile(r"(thk_[a-z0-9]{12}_)[A-Za-z0-9_-]+|(whsec_)[A-Za-z0-9+/=]+")
+#: the segment after a provider's name in a callback URL is its token, a credential for one
+#: task (provider names have no "_", so ``/v1/callbacks/cb_…/replay`` is left alone)
+_CALLBACK_TOKEN = re.compile(r"(/callbacks/[A-Za-z][A-Za-z0-9-]*/)[^\s\"'?#/\\]+")
 REDACTED = "[redacted]"
 
 
@@ -36,17 +41,36 @@ def _mask(match: re.Match[str]) -> str:
     return (match.group(1) or match.group(2)) + "…"
 
 
+def _masked(text: str) -> str:
+    """``text`` with key shapes masked and callback tokens cut; only a marker means a search."""
+    if "thk_" in text or "whsec_" in text:
+        text = _KEY_SHAPE.sub(_mask, text)
+    if "/callbacks/" in text:
+        text = _CALLBACK_TOKEN.sub(rf"\g<1>{REDACTED}", text)
+    return text
+
+
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Blank values under sensitive names and mask anything shaped like one of our secrets.
 
     Runs on every line, so the cheap tests go first: key names repeat (their verdict is
-    cached), and only a string holding a key's marker is searched."""
+    cached), and only a string holding a marker is searched."""
     for name, value in event.items():
         if _sensitive(name):
             event[name] = REDACTED
-        elif isinstance(value, str) and ("thk_" in value or "whsec_" in value):
-            event[name] = _KEY_SHAPE.sub(_mask, value)
+        elif isinstance(value, str):
+            event[name] = _masked(value)
     return event
+
+
+def _masking(renderer: Any) -> Any:
+    """``renderer``, its line then masked as a whole: what ``redact`` cannot see (a value inside
+    a list, a library's traceback) is covered too."""
+
+    def render(logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        return _masked(renderer(logger, method, event))
+
+    return render
 
 
 class _StderrLogger:
@@ -82,7 +106,7 @@ def _stderr_logger(*_args: Any) -> _StderrLogger:
 def configure_logging(fmt: str, level: str) -> None:
     """Set up structlog (and route stdlib logging, e.g. uvicorn's, through the same output)."""
     level_no = logging.getLevelNamesMapping()[level.upper()]
-    renderer: Any = (
+    renderer: Any = _masking(
         structlog.processors.JSONRenderer(serializer=_log_json)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
@@ -108,6 +132,7 @@ def configure_logging(fmt: str, level: str) -> None:
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,  # a library's traceback, as text
                 redact,
                 renderer,
             ],

@@ -22,6 +22,7 @@ from service.core.pricing import PricingTable
 from service.core.signing import decode_secret, encode_secret
 from service.errors import ConfigError
 from service.providers.base import ProviderConfig
+from service.store.permissions import create_private_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -147,8 +148,14 @@ class SimulatorSettings:
     latency_ms: int
     progress_steps: int
     failure_rate: float
+    #: jobs whose callbacks are not all sent yet; createTask answers 429 beyond
+    max_pending_callbacks: int
     #: Standard Webhooks secret its callbacks are signed with (TASKHOOK_SIMULATOR_SECRET)
     secret: Secret
+    #: the ``Authorization: Bearer`` key createTask and recordInfo ask for
+    #: (TASKHOOK_SIMULATOR_API_KEY; in production one derived from the secret key); ``None``:
+    #: open, in development only
+    api_key: Secret | None = None
 
 
 @dataclass(frozen=True)
@@ -247,7 +254,7 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         synchronous=v["storage"]["synchronous"],
     )
     tasks = TaskSettings(**v["tasks"])
-    if tasks.default_provider not in tasks.providers:
+    if tasks.default_provider and tasks.default_provider not in tasks.providers:
         raise ConfigError(
             f"tasks.default_provider: {tasks.default_provider!r} is not in tasks.providers"
         )
@@ -270,7 +277,11 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         workers=WorkerSettings(**v["workers"]),
         delivery=DeliverySettings(**v["delivery"]),
         retention=RetentionSettings(**v["retention"]),
-        simulator=SimulatorSettings(**v["simulator"], secret=_simulator_secret(env, secret_key)),
+        simulator=SimulatorSettings(
+            **v["simulator"],
+            secret=_simulator_secret(env, secret_key),
+            api_key=_simulator_api_key(env, service, secret_key),
+        ),
         providers=_provider_configs(env, upstream),
         pricing=pricing,
         moderation=moderation,
@@ -322,6 +333,29 @@ def _simulator_secret(env: Mapping[str, str], secret_key: Secret) -> Secret:
     return Secret(encode_secret(derived))
 
 
+def _simulator_api_key(
+    env: Mapping[str, str], service: ServiceSettings, secret_key: Secret
+) -> Secret | None:
+    """``TASKHOOK_SIMULATOR_API_KEY``; else, in production, one derived from the secret key.
+
+    Derived, not required: ``serve``'s adapter and the simulator it mounts, ``web`` and
+    ``worker``, and ``python -m service simulator`` beside them all share TASKHOOK_SECRET_KEY,
+    so they agree on the key with nothing more to configure, and it is as hard to guess as the
+    secret key (and rotates with it). Development leaves the simulator open to poke at by hand.
+    """
+    given = env.get("TASKHOOK_SIMULATOR_API_KEY")
+    if given:
+        if len(given) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"TASKHOOK_SIMULATOR_API_KEY: must be at least {MIN_SECRET_LENGTH} characters"
+            )
+        return Secret(given)
+    if not service.production:
+        return None
+    derived = hmac.new(secret_key.reveal().encode(), b"taskhook.simulator.api_key", "sha256")
+    return Secret("sim_" + derived.hexdigest())
+
+
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text())
@@ -356,7 +390,7 @@ def _secret_key(
     # Development only: a key generated once into the data dir, so restarts keep tokens valid.
     path = storage.data_dir / "secret_key"
     if not path.exists():
-        storage.data_dir.mkdir(parents=True, exist_ok=True)
+        create_private_dir(storage.data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))

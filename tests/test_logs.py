@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import re
+from pathlib import Path
 
 import httpx
 import pytest
 import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from service.app import create_app
+from service.core.clock import system_clock
 from service.logs import REDACTED, configure_logging, get_logger, redact
+from service.settings import load_settings
+from service.usecases import create_account, create_api_key
 from service.web.middleware import loggable_path
-from tests.conftest import Caller
+from tests.conftest import Caller, settings_env
+from tests.servers import bind_loopback, serve_app
 from tests.upstream.test_callback_rejections import Harness, success_body
 
 
@@ -106,12 +119,12 @@ async def test_a_callback_is_one_access_line_with_its_outcome_and_no_token(
     assert answered.status_code == 200, answered.text
 
     err = capsys.readouterr().err
+    assert path.rsplit("/", 1)[1] not in err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    # (the test's own httpx client logs the URL it was given, token and all)
-    lines = [line for line in lines if not line["event"].startswith("HTTP Request:")]
-    assert path.rsplit("/", 1)[1] not in json.dumps(lines)
-    assert [line["event"] for line in lines] == ["request"]
-    access = lines[0]
+    # the test's own httpx client logs the URL it was given, token cut as in every line
+    ours = [line for line in lines if not line["event"].startswith("HTTP Request:")]
+    assert [line["event"] for line in ours] == ["request"]
+    access = ours[0]
     assert access["path"] == "/callbacks/simulator/[redacted]"
     assert (access["callback_id"], access["task_id"], access["outcome"]) == (
         answered.json()["id"],
@@ -121,3 +134,93 @@ async def test_a_callback_is_one_access_line_with_its_outcome_and_no_token(
     # what it did to the task: the line of its own this once was
     after = await h.get_task(caller, task["id"])
     assert (access["task_status"], access["sequence"]) == ("succeeded", after["sequence"])
+
+
+TOKEN = "eyJ0YXNrIjoidGFza18xIn0.aGVsbG8tdG9rZW4"
+_CALLBACK_PATHS = re.compile(r"/callbacks/[A-Za-z0-9_-]+/([^\s\"'?#/\\]*)")
+
+
+def test_redact_cuts_callback_tokens_out_of_any_value() -> None:
+    event = {
+        "event": f"POST http://127.0.0.1:8000/callbacks/simulator/{TOKEN} done",
+        "url": f"https://me.example/callbacks/kie/{TOKEN}?x=1",
+        "note": f"see /callbacks/nanobanana2/{TOKEN}",
+        "path": "/v1/callbacks/cb_01M8XJ4645K5N8SZVWKD59WZSN/replay",
+    }
+    out = redact(None, "info", event)
+    assert TOKEN not in json.dumps(out)
+    assert out["path"] == "/v1/callbacks/cb_01M8XJ4645K5N8SZVWKD59WZSN/replay"
+    assert out["event"] == "POST http://127.0.0.1:8000/callbacks/simulator/[redacted] done"
+    assert out["url"] == "https://me.example/callbacks/kie/[redacted]?x=1"
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_foreign_records_are_redacted_after_formatting(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A third-party logger's ``msg % args``, and its traceback, go through the same cuts."""
+    try:
+        configure_logging(fmt, "info")
+        foreign = logging.getLogger("some.library")
+        foreign.info("HTTP Request: %s %s", "POST", f"http://h/callbacks/simulator/{TOKEN}")
+        try:
+            raise RuntimeError(f"failed on /callbacks/kie/{TOKEN}")
+        except RuntimeError:
+            foreign.exception("request to %s failed", f"/callbacks/kie/{TOKEN}")
+        err = capsys.readouterr().err
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    assert TOKEN not in err
+    assert err.count("/callbacks/simulator/[redacted]") == 1
+    assert err.count("/callbacks/kie/[redacted]") >= 2
+
+
+@pytest.mark.usefixtures("json_logs")
+async def test_httpx_request_lines_carry_no_callback_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def answer(request: Request) -> Response:
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/callbacks/{provider}/{token}", answer, methods=["POST"])])
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+        assert (await client.post(f"/callbacks/simulator/{TOKEN}")).status_code == 204
+    err = capsys.readouterr().err
+    assert "HTTP Request: POST" in err
+    assert TOKEN not in err
+    assert "/callbacks/simulator/[redacted]" in err
+
+
+@pytest.mark.usefixtures("json_logs")
+async def test_a_real_simulator_callback_leaves_no_token_in_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole loop, logged at info in production's format: taskhook submits to its own
+    simulator, which calls back the minted URL; no line, ours or a library's, shows a token."""
+    sock = bind_loopback()
+    env = settings_env(
+        tmp_path,
+        PORT=str(sock.getsockname()[1]),
+        TASKHOOK__SIMULATOR__LATENCY_MS="100",
+        TASKHOOK__WORKERS__IDLE_POLL_MS="50",
+    )
+    app = create_app(load_settings(env))
+    async with serve_app(app, sock=sock, lifespan="on") as base:
+        store = app.state.services.store
+        account = await create_account(store, system_clock, "logs", 100)
+        _, key = await create_api_key(store, system_clock, account.id)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers) as http:
+            created = await http.post("/v1/tasks", json={"prompt": "a fox", "model": "nano-banana"})
+            assert created.status_code == 202
+            for _ in range(200):
+                task = (await http.get(f"/v1/tasks/{created.json()['id']}")).json()
+                if task["status"] == "succeeded":
+                    break
+                await asyncio.sleep(0.05)
+            assert task["status"] == "succeeded"
+    err = capsys.readouterr().err
+    timeline = [line for line in err.splitlines() if "/callbacks/simulator/" in line]
+    assert timeline  # the callbacks were logged (the access lines at least)
+    assert set(_CALLBACK_PATHS.findall(err)) == {"[redacted]"}

@@ -156,3 +156,49 @@ def test_previous_secret_keys_come_from_the_environment(tmp_path: Path) -> None:
     keys = load_settings(env).previous_secret_keys
     assert [k.reveal() for k in keys] == ["a" * 40, "b" * 40]
     assert "a" * 40 not in repr(load_settings(env))
+
+
+def test_the_simulator_is_off_in_production_and_on_in_development(tmp_path: Path) -> None:
+    production = load_settings({"TASKHOOK_CONFIG": DEFAULT, "TASKHOOK_SECRET_KEY": SECRET})
+    assert not production.simulator.enabled
+    assert production.tasks.default_provider == ""  # the first enabled one (service.app)
+    development = load_settings(settings_env(tmp_path))
+    assert development.simulator.enabled
+    assert development.tasks.default_provider == "simulator"
+
+
+def test_production_derives_a_simulator_key_from_the_secret_key(tmp_path: Path) -> None:
+    """Web, worker and a standalone simulator sharing TASKHOOK_SECRET_KEY agree on it with no
+    configuration; it is not the secret key, and it changes with it."""
+    env = {"TASKHOOK_CONFIG": DEFAULT, "TASKHOOK_SECRET_KEY": SECRET}
+    key = load_settings(env).simulator.api_key
+    assert key is not None
+    assert len(key.reveal()) >= 32
+    assert SECRET not in key.reveal()
+    again = load_settings(env).simulator.api_key
+    assert again is not None
+    assert again.reveal() == key.reveal()
+    other = load_settings({**env, "TASKHOOK_SECRET_KEY": SECRET + "x"}).simulator.api_key
+    assert other is not None
+    assert other.reveal() != key.reveal()
+    assert key.reveal() not in repr(load_settings(env))
+
+
+def test_a_given_simulator_key_is_used_everywhere(tmp_path: Path) -> None:
+    given = "sim-key-" + "k" * 32
+    for env in (
+        {"TASKHOOK_CONFIG": DEFAULT, "TASKHOOK_SECRET_KEY": SECRET},
+        settings_env(tmp_path),
+    ):
+        key = load_settings({**env, "TASKHOOK_SIMULATOR_API_KEY": given}).simulator.api_key
+        assert key is not None
+        assert key.reveal() == given
+
+
+def test_development_needs_no_simulator_key(tmp_path: Path) -> None:
+    assert load_settings(settings_env(tmp_path)).simulator.api_key is None
+
+
+def test_a_short_simulator_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TASKHOOK_SIMULATOR_API_KEY"):
+        load_settings(settings_env(tmp_path, TASKHOOK_SIMULATOR_API_KEY="short"))

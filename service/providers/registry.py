@@ -28,13 +28,22 @@ def simulator_base(settings: Settings) -> str:
     return f"{settings.service.public_base}/simulator"
 
 
+def enabled_providers(settings: Settings) -> tuple[str, ...]:
+    """The names ``build_providers`` builds, in its order, known before anything is built."""
+    names = ["simulator"] if settings.simulator.enabled else []
+    names += settings.providers
+    return tuple(name for name in names if name in settings.tasks.providers)
+
+
 def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, Provider]:
     """Every enabled provider that ``tasks.providers`` allows, by name."""
     found: dict[str, Provider] = {}
     if settings.simulator.enabled:
+        api_key = settings.simulator.api_key
         config = ProviderConfig(
             name="simulator",
             base_url=simulator_base(settings),
+            api_key=None if api_key is None else api_key.reveal(),
             webhook_key=settings.simulator.secret.reveal(),
             timeout_s=float(settings.upstream.request_timeout_seconds),
             timestamp_tolerance_s=settings.upstream.timestamp_tolerance_seconds,
@@ -42,4 +51,4 @@ def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, 
         found["simulator"] = SimulatorProvider(config, client)
     for name, config in settings.providers.items():
         found[name] = _ADAPTERS[name](config, client)
-    return {name: p for name, p in found.items() if name in settings.tasks.providers}
+    return {name: found[name] for name in enabled_providers(settings)}

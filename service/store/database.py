@@ -46,6 +46,7 @@ import aiosqlite
 
 from service.errors import StoreBusy, StoreError
 from service.store.inline import InlineConnection
+from service.store.permissions import create_private_database, secure_data_dir
 from service.store.turns import Turn, Turns
 
 T = TypeVar("T")
@@ -72,7 +73,10 @@ class Database:
         self._scan_reader: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(self.path) != ":memory:":
+            # The dir 0700, the file 0600 before SQLite makes it: its -wal and -shm take its mode.
+            secure_data_dir(self.path.parent)
+            create_private_database(self.path)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="taskhook-writer")
         # The writer never waits inline: a busy write lock sends BEGIN to the thread instead.
         writer = await self._in_thread(self._connect, "journal_mode = WAL", "busy_timeout = 0")

@@ -24,11 +24,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from service.core.signing import encode_secret
+from service.delivery.ssrf import TargetPolicy
 from service.providers.simulator import Simulator, SimulatorConfig, create_simulator_app
 from tests.servers import serve_app
 
 WEBHOOK_SECRET = encode_secret(bytes(range(32)))
 LATENCY_MS = 100
+#: the receivers listen on loopback, which the callback guard refuses unless allowed (as dev does)
+LOOPBACK = TargetPolicy.from_settings(["127.0.0.0/8"])
 MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 
 
@@ -106,6 +109,12 @@ class Sim:
         sim: Simulator = self.app.state.simulator
         return sim
 
+    def image_url(self, task_id: str, index: int = 0, ext: str = "png") -> str:
+        """Where image ``index`` of ``task_id`` is served: under the job's image id."""
+        job = self.runtime.get(task_id)
+        assert job is not None
+        return f"{self.public_url}/images/{job.image_id}/{index}.{ext}"
+
     async def create(
         self, prompt: str, callback: str | None = None, **fields: Any
     ) -> dict[str, Any]:
@@ -165,7 +174,11 @@ async def start_sim(host: Host) -> AsyncIterator[StartSim]:
 
         async def start(**overrides: Any) -> Sim:
             prefix = host.unique("simulator")
-            settings: dict[str, Any] = {"latency_ms": LATENCY_MS, **overrides}
+            settings: dict[str, Any] = {
+                "latency_ms": LATENCY_MS,
+                "callback_policy": LOOPBACK,
+                **overrides,
+            }
             config = SimulatorConfig(
                 public_url=host.base + prefix, webhook_secret=WEBHOOK_SECRET, **settings
             )

@@ -57,7 +57,7 @@ async def test_record_info_progresses_to_success(start_sim: StartSim) -> None:
     assert done["model"] == "nano-banana"
     assert (done["failCode"], done["failMsg"]) == ("", "")
     urls = json.loads(done["resultJson"])["resultUrls"]
-    assert urls == [f"{sim.public_url}/images/{task_id}/0.png"]
+    assert urls == [sim.image_url(task_id)]
 
 
 async def test_unknown_task_is_404(sim: Sim) -> None:
@@ -133,7 +133,7 @@ async def test_values_are_normalised(sim: Sim) -> None:
     task_id = await sim.task_id("p", resolution="4K", output_format="JPEG", num_images=2)
     data = await sim.until_done(task_id)
     assert json.loads(data["resultJson"])["resultUrls"] == [
-        f"{sim.public_url}/images/{task_id}/{i}.jpeg" for i in range(2)
+        sim.image_url(task_id, i, "jpeg") for i in range(2)
     ]
 
 
@@ -172,3 +172,27 @@ async def test_standalone_lifespan_closes_the_simulator(receiver: Receiver) -> N
             assert app.state.simulator.pending_callbacks == 1
     assert app.state.simulator.pending_callbacks == 0
     assert receiver.calls == []
+
+
+async def test_record_info_never_shows_the_callback_url(sim: Sim, receiver: Receiver) -> None:
+    """The URL carries taskhook's callback token; nothing reads it back from ``param``."""
+    url = f"{receiver.url}?token=eyJ0IjoxfQ.c2VjcmV0"
+    body = {"model": "nano-banana", "callBackUrl": url, "input": {"prompt": "a red fox"}}
+    response = await sim.http.post(CREATE, json=body)
+    task_id = response.json()["data"]["taskId"]
+    done = await sim.until_done(task_id)
+    calls = await receiver.wait_for(2)
+    assert json.loads(done["param"]) == {"model": "nano-banana", "input": {"prompt": "a red fox"}}
+    assert "c2VjcmV0" not in json.dumps(done)
+    assert all("c2VjcmV0" not in call.body.decode() for call in calls)
+
+
+async def test_image_urls_do_not_carry_the_task_id(sim: Sim) -> None:
+    """Whoever is shown an image must not learn the id ``recordInfo`` takes."""
+    task_id = await sim.task_id("a quiet lake", num_images=2)
+    urls = json.loads((await sim.until_done(task_id))["resultJson"])["resultUrls"]
+    assert len(urls) == 2
+    assert all(task_id not in url and task_id.removeprefix("sim_") not in url for url in urls)
+    for url in urls:
+        assert (await sim.http.get(url)).status_code == 200
+    assert (await sim.http.get(f"/images/{task_id}/0.png")).status_code == 404

@@ -41,9 +41,7 @@ async def test_progress_then_completion_all_signed(start_sim: StartSim, receiver
     assert done.data["taskId"] == task_id
     assert done.data["state"] == "success"
     assert done.data["costTime"] == LATENCY_MS
-    assert json.loads(done.data["resultJson"])["resultUrls"] == [
-        f"{sim.public_url}/images/{task_id}/0.png"
-    ]
+    assert json.loads(done.data["resultJson"])["resultUrls"] == [sim.image_url(task_id)]
     assert progress.headers["webhook-id"] != done.headers["webhook-id"]
     await asyncio.sleep(0.2)
     assert len(receiver.calls) == 2

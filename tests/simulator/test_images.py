@@ -71,20 +71,21 @@ async def test_same_prompt_and_seed_give_identical_bytes(sim: Sim) -> None:
     first = await sim.task_id("a quiet lake", seed=42)
     again = await sim.task_id("a quiet lake", seed=42)
     other = await sim.task_id("a quiet lake", seed=43)
-    a, _ = await _download(sim, f"/images/{first}/0.png")
-    b, _ = await _download(sim, f"/images/{again}/0.png")
-    c, _ = await _download(sim, f"/images/{other}/0.png")
+    a, _ = await _download(sim, sim.image_url(first))
+    b, _ = await _download(sim, sim.image_url(again))
+    c, _ = await _download(sim, sim.image_url(other))
     assert a == b
     assert a != c
 
 
 async def test_unknown_images_are_404(sim: Sim) -> None:
     task_id = await sim.task_id("p", num_images=2)
+    image = sim.image_url(task_id).removeprefix(sim.public_url).removesuffix("/0.png")
     for path in (
-        "/images/sim_unknown/0.png",
-        f"/images/{task_id}/2.png",
-        f"/images/{task_id}/0.jpeg",
-        f"/images/{task_id}/x.png",
+        "/images/img_unknown/0.png",
+        f"{image}/2.png",
+        f"{image}/0.jpeg",
+        f"{image}/x.png",
     ):
         response = await sim.http.get(path)
         assert response.status_code == 404, path

@@ -39,7 +39,7 @@ def test_failure_rate_is_deterministic_and_roughly_right() -> None:
 
 def _job(fails: bool = False) -> Job:
     request = parse_create({"model": "m", "input": {"prompt": "p", "num_images": 2}})
-    return Job("sim_1", request, Tags(), fails, created_ms=1_000, due_ms=2_000)
+    return Job("sim_1", request, Tags(), fails, created_ms=1_000, due_ms=2_000, image_id="img_1")
 
 
 def test_snapshots_follow_elapsed_time() -> None:
@@ -52,7 +52,7 @@ def test_snapshots_follow_elapsed_time() -> None:
     done = job.data(5_000, "http://s/")
     assert done["state"] == "success"
     assert json.loads(done["resultJson"]) == {
-        "resultUrls": ["http://s/images/sim_1/0.png", "http://s/images/sim_1/1.png"]
+        "resultUrls": ["http://s/images/img_1/0.png", "http://s/images/img_1/1.png"]
     }
     assert (done["costTime"], done["createTime"], done["completeTime"]) == (1_000, 1_000, 2_000)
 

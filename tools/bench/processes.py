@@ -41,8 +41,9 @@ def free_port() -> int:
 
 def service_env(data_dir: Path, secret_key: str, **overrides: str) -> dict[str, str]:
     """The environment a ``python -m service`` process runs with: the production config
-    (``config/default.toml``: FULL fsync, JSON logs at info) with loopback targets allowed,
-    plus ``overrides`` (``TASKHOOK__SECTION__KEY`` style). Inherited ``TASKHOOK*`` variables are
+    (``config/default.toml``: FULL fsync, JSON logs at info) with loopback targets allowed and
+    the simulator on (the provider every scenario's tasks and callbacks are for), plus
+    ``overrides`` (``TASKHOOK__SECTION__KEY`` style). Inherited ``TASKHOOK*`` variables are
     dropped so a developer's shell cannot change what is measured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHOOK")}
     env.update(
@@ -51,6 +52,7 @@ def service_env(data_dir: Path, secret_key: str, **overrides: str) -> dict[str, 
         TASKHOOK_SECRET_KEY=secret_key,
         TASKHOOK_HOST="127.0.0.1",
         TASKHOOK__DELIVERY__ALLOWED_NETWORKS="127.0.0.0/8",
+        TASKHOOK__SIMULATOR__ENABLED="true",
     )
     env.update(overrides)
     return env

@@ -105,7 +105,7 @@ def _job(public_base: str) -> Job:
     request = parse_create(_create_body(url))
     return Job(
         PTID, request, Tags(), fails=False, created_ms=STEP_MS[TaskStatus.SUBMITTED],
-        due_ms=STEP_MS[TaskStatus.SUCCEEDED],
+        due_ms=STEP_MS[TaskStatus.SUCCEEDED], image_id=PTID,
     )  # fmt: skip
 
 
@@ -118,7 +118,7 @@ def callback_body(public_base: str, status: TaskStatus) -> str:
     if status is TaskStatus.RUNNING:
         body = {"code": 200, "msg": "generating", "data": job.data(0, sim, progress=50)}
     elif status is TaskStatus.FAILED:
-        failed = Job(job.task_id, job.request, job.tags, True, job.created_ms, job.due_ms)
+        failed = replace(job, fails=True)
         body = {"code": 501, "msg": FAIL_MSG, "data": failed.data(failed.due_ms, sim)}
     else:
         body = {"code": 200, "msg": "success", "data": job.data(job.due_ms, sim)}

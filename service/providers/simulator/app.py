@@ -8,11 +8,17 @@ callbacks out of order or not at all, being slow, rate limiting.
 Mounted inside taskhook a sub-app's lifespan never runs, so the runtime (``Simulator``, kept at
 ``app.state.simulator``) creates its HTTP client on first use and offers ``aclose()`` for the
 host to call; run alone, the app's own lifespan calls it.
+
+Anyone who can reach createTask chooses where the callbacks go, so they go through the guard of
+taskhook's own deliveries (``service.delivery.ssrf``: the URL checked before each send, every
+resolved address checked at connect), and the jobs still to call back are capped, which caps
+their timers too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import json
 import secrets
@@ -20,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
+import aiohttp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +34,7 @@ from starlette.routing import Route
 
 from service.core.clock import system_clock
 from service.core.signing import decode_secret, headers_for
+from service.delivery.ssrf import UnsafeTarget, check_url, guarded_connector
 from service.logs import get_logger
 
 from .images import ImageCache
@@ -50,6 +57,10 @@ BUSY_REPLIES = 2
 #: pause before the second, third, … callback attempt
 RETRY_DELAYS_S = (0.2, 0.5)
 CALLBACK_TIMEOUT_S = 10.0
+#: connections open at once for callbacks
+CALLBACK_CONNECTIONS = 100
+#: what a createTask refused for want of room asks the caller to wait
+FULL_RETRY_AFTER_S = 5
 
 #: a callback to send: when (unix ms), its body, its webhook-id
 _Step = tuple[int, bytes, str]
@@ -57,6 +68,14 @@ _Step = tuple[int, bytes, str]
 
 def _msg_id() -> str:
     return "msg_" + secrets.token_hex(16)
+
+
+class _Refused(Exception):
+    """The callback target is one the policy refuses: not worth another attempt."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Simulator:
@@ -67,18 +86,28 @@ class Simulator:
         self.images = ImageCache()
         self._keys = [decode_secret(config.webhook_secret)]
         self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._by_image: dict[str, Job] = {}
         self._busy: OrderedDict[str, int] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        """The callback client, created on first use (a mounted app's lifespan never runs)."""
-        if self._client is None or self._client.is_closed:
-            self._client = httpx.AsyncClient(
-                timeout=CALLBACK_TIMEOUT_S, follow_redirects=False, trust_env=False
+    def session(self) -> aiohttp.ClientSession:
+        """The callback client, created on first use (a mounted app's lifespan never runs).
+
+        aiohttp, as deliveries use, for its connector: ``guarded_connector`` hands it only the
+        resolved addresses the policy allows, so a name that resolves to a private address
+        (or is rebound to one) is refused at connect time."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=guarded_connector(
+                    self.config.callback_policy, limit=CALLBACK_CONNECTIONS, limit_per_host=0
+                ),
+                timeout=aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT_S),
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
-        return self._client
+        return self._session
 
     def busy(self, request: CreateRequest) -> bool:
         """Whether this create call must be answered 429 (``[sim:busy]``: twice per request)."""
@@ -93,6 +122,11 @@ class Simulator:
         while len(self._busy) > MAX_JOBS:
             self._busy.popitem(last=False)
         return True
+
+    def has_room(self, request: CreateRequest) -> bool:
+        """Whether a job for ``request`` may be taken: one that will call back needs a slot
+        among ``max_pending_callbacks``; one that never will holds no timer."""
+        return not request.calls_back or len(self._tasks) < self.config.max_pending_callbacks
 
     def create(self, request: CreateRequest) -> Job:
         """Record a new job and schedule its callbacks."""
@@ -109,11 +143,14 @@ class Simulator:
             or fails_by_rate(request.prompt, request.seed, self.config.failure_rate),
             created_ms=now,
             due_ms=now + max(0, duration),
+            image_id="img_" + secrets.token_urlsafe(18),
         )
         self._jobs[job.task_id] = job
+        self._by_image[job.image_id] = job
         while len(self._jobs) > MAX_JOBS:
-            self._jobs.popitem(last=False)
-        if request.callback_url is not None and not tags.drop:
+            _, forgotten = self._jobs.popitem(last=False)
+            del self._by_image[forgotten.image_id]
+        if request.callback_url is not None and request.calls_back:
             task = asyncio.create_task(self._run(job, request.callback_url))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -122,6 +159,9 @@ class Simulator:
 
     def get(self, task_id: str) -> Job | None:
         return self._jobs.get(task_id)
+
+    def by_image(self, image_id: str) -> Job | None:
+        return self._by_image.get(image_id)
 
     @property
     def pending_callbacks(self) -> int:
@@ -134,9 +174,9 @@ class Simulator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def _steps(self, job: Job) -> list[_Step]:
         """The callbacks of ``job`` in sending order, honouring duplicate and reorder."""
@@ -172,11 +212,23 @@ class Simulator:
                 await self._send(job, url, body, msg_id)
         except asyncio.CancelledError:
             raise
+        except _Refused as refused:
+            # the URL is not logged: it carries the caller's callback token
+            log.warning(
+                "simulator.callback_refused", provider_task_id=job.task_id, reason=refused.reason
+            )
         except Exception:
             log.exception("simulator.callback_crashed", provider_task_id=job.task_id)
 
     async def _send(self, job: Job, url: str, body: bytes, msg_id: str) -> bool:
-        """POST one callback, retrying on non-2xx and connection errors; True if delivered."""
+        """POST one callback, retrying on non-2xx and connection errors; True if delivered.
+
+        Raises ``_Refused`` when the policy refuses the target: its URL (IP literals never reach
+        the guarded resolver) or every address its host resolves to."""
+        try:
+            check_url(url, self.config.callback_policy)
+        except UnsafeTarget as exc:
+            raise _Refused(exc.message) from None
         attempts = max(1, self.config.callback_attempts)
         for attempt in range(attempts):
             if attempt:
@@ -185,13 +237,18 @@ class Simulator:
             headers = headers_for(self._keys, msg_id, stamp, body)
             headers["content-type"] = "application/json"
             try:
-                response = await self.client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
+                async with self.session.post(
+                    url, data=body, headers=headers, allow_redirects=False
+                ) as response:
+                    if 200 <= response.status < 300:
+                        return True
+                    outcome = str(response.status)
+            except aiohttp.ClientConnectorError as exc:
+                if exc.os_error.errno == errno.EACCES:  # GuardedResolver: no allowed address
+                    raise _Refused(exc.os_error.strerror or "no allowed address") from None
                 outcome = type(exc).__name__
-            else:
-                if response.is_success:
-                    return True
-                outcome = str(response.status_code)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                outcome = type(exc).__name__
             log.info(
                 "simulator.callback_failed",
                 provider_task_id=job.task_id,
@@ -236,6 +293,12 @@ class _Routes:
             return _error(422, str(exc))
         if self.sim.busy(create):
             return _error(429, "Simulated rate limit, retry later", {"Retry-After": "1"})
+        if not self.sim.has_room(create):
+            return _error(
+                429,
+                "Too many tasks in progress, retry later",
+                {"Retry-After": str(FULL_RETRY_AFTER_S)},
+            )
         job = self.sim.create(create)
         return JSONResponse({"code": 200, "msg": "success", "data": {"taskId": job.task_id}})
 
@@ -252,7 +315,7 @@ class _Routes:
         return JSONResponse({"code": 200, "msg": "success", "data": data})
 
     async def image(self, request: Request) -> Response:
-        job = self.sim.get(request.path_params["task_id"])
+        job = self.sim.by_image(request.path_params["image_id"])
         index: int = request.path_params["index"]
         if (
             job is None
@@ -283,7 +346,7 @@ def create_simulator_app(config: SimulatorConfig) -> Starlette:
         routes=[
             Route("/api/v1/jobs/createTask", routes.create_task, methods=["POST"]),
             Route("/api/v1/jobs/recordInfo", routes.record_info, methods=["GET"]),
-            Route("/images/{task_id}/{index:int}.{ext}", routes.image, methods=["GET"]),
+            Route("/images/{image_id}/{index:int}.{ext}", routes.image, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from service.core.tasks import ASPECT_RATIOS, OUTPUT_FORMATS, RESOLUTIONS
+from service.delivery.ssrf import TargetPolicy
 
 from .images import ImageSpec
 
@@ -23,6 +24,8 @@ MAX_PROMPT = 20_000
 MAX_NUM_IMAGES = 4
 MAX_SEED = 2**32 - 1
 MAX_DELAY_S = 600.0
+#: jobs with callbacks still to send, by default (each holds one timer at a time)
+MAX_PENDING_CALLBACKS = 1000
 FAIL_CODE = "500"
 FAIL_MSG = "Simulated failure"
 
@@ -48,6 +51,11 @@ class SimulatorConfig:
     failure_rate: float = 0.0
     #: attempts in all for a callback answered non-2xx or not reached (0.2 s, 0.5 s backoff)
     callback_attempts: int = 3
+    #: where callbacks may go: the SSRF guard of deliveries (``[delivery] allowed_networks``);
+    #: the default allows public addresses only
+    callback_policy: TargetPolicy = field(default_factory=TargetPolicy)
+    #: jobs whose callbacks are not all sent yet; createTask answers 429 beyond
+    max_pending_callbacks: int = MAX_PENDING_CALLBACKS
 
 
 class InvalidRequest(ValueError):
@@ -99,6 +107,11 @@ class CreateRequest:
     output_format: str
     num_images: int
     seed: int | None
+
+    @property
+    def calls_back(self) -> bool:
+        """Whether this job will send callbacks (and so hold a timer until they are sent)."""
+        return self.callback_url is not None and not parse_tags(self.prompt).drop
 
     def busy_key(self) -> str:
         """Identifies "the same create call" for ``[sim:busy]``: callback URL plus input."""
@@ -170,7 +183,11 @@ def _is_http_url(url: object) -> bool:
 
 @dataclass(frozen=True)
 class Job:
-    """One simulated generation: what was asked, when, and how it will end."""
+    """One simulated generation: what was asked, when, and how it will end.
+
+    ``image_id`` names its images in their URLs, apart from ``task_id``: whoever is shown an
+    image (an event's subscriber, say) learns nothing to ask ``recordInfo`` with.
+    """
 
     task_id: str
     request: CreateRequest
@@ -178,6 +195,7 @@ class Job:
     fails: bool
     created_ms: int
     due_ms: int
+    image_id: str
 
     @property
     def duration_ms(self) -> int:
@@ -192,7 +210,7 @@ class Job:
     def result_urls(self, public_url: str) -> list[str]:
         base = public_url.rstrip("/")
         ext = self.request.output_format
-        return [f"{base}/images/{self.task_id}/{i}.{ext}" for i in range(self.request.num_images)]
+        return [f"{base}/images/{self.image_id}/{i}.{ext}" for i in range(self.request.num_images)]
 
     def progress_at(self, now_ms: int) -> int:
         """Percent done while generating, always within 1..99."""
@@ -213,11 +231,14 @@ class Job:
         else:
             state = "generating"
         success = done and not self.fails
+        # Kie echoes the whole create body as ``param``; the callback URL is left out, as it
+        # carries taskhook's callback token and nothing reads it back
+        param = {k: v for k, v in self.request.body.items() if k != "callBackUrl"}
         return {
             "taskId": self.task_id,
             "model": self.request.model,
             "state": state,
-            "param": json.dumps(self.request.body),
+            "param": json.dumps(param),
             "resultJson": (
                 json.dumps({"resultUrls": self.result_urls(public_url)}) if success else ""
             ),
