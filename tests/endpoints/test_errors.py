@@ -110,6 +110,7 @@ async def test_another_accounts_endpoint_is_404_and_untouched(
     owner, stranger = await make_caller(), await make_caller(name="stranger")
     created = await api.create(owner)
     path = f"/v1/endpoints/{created['id']}"
+    before = await rows(store, "SELECT secret, previous_secret FROM endpoints")
 
     answers = [
         await client.get(path, headers=stranger.headers),
@@ -122,8 +123,12 @@ async def test_another_accounts_endpoint_is_404_and_untouched(
     for answer in answers:
         assert_error(answer, 404, "not_found", "endpoint_id")
     assert (await api.get(owner, created["id"])).json()["enabled"] is True
-    stored = await rows(store, "SELECT secret, previous_secret FROM endpoints")
-    assert stored == [{"secret": created["secret"], "previous_secret": None}]
+    # the row as it was: the same sealed secret, no previous one
+    assert await rows(store, "SELECT secret, previous_secret FROM endpoints") == before
+    assert before[0]["previous_secret"] is None
+    endpoint = await store.get_endpoint(owner.account_id, created["id"])
+    assert endpoint is not None
+    assert endpoint.secret == created["secret"]
     assert await rows(store, "SELECT id FROM events") == []
     assert await rows(store, "SELECT id FROM deliveries") == []
 
