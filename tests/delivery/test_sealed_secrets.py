@@ -251,7 +251,10 @@ async def test_a_database_sealed_under_another_key_is_refused_at_start_up(
 
 
 async def test_a_secret_sealed_by_another_process_under_another_key_is_never_sent_unsigned(
-    tmp_path: Path, hooks: tuple[Receiver, str]
+    tmp_path: Path,
+    hooks: tuple[Receiver, str],
+    capsys: pytest.CaptureFixture[str],
+    json_logs: None,
 ) -> None:
     # Serve and a worker with different keys (a misconfiguration): a row one wrote does not
     # open in the other. The API says so without the value; the worker sends nothing.
@@ -286,3 +289,9 @@ async def test_a_secret_sealed_by_another_process_under_another_key_is_never_sen
     assert pending.status_code == 200, pending.text
     [delivery] = pending.json()["data"]
     assert (delivery["status"], delivery["attempts"]) == ("pending", 0)
+    logged = capsys.readouterr().err
+    assert '"workers.round_failed"' in logged  # the worker says why, every round
+    assert SecretBox.from_keys(KEY_C).current.key_id in logged
+    sealed = stored_values(tmp_path)
+    for leak in (made.secret, mine["secret"], *(v.rsplit(":", 1)[1] for v in sealed)):
+        assert leak not in logged
