@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
 from service.core.clock import Clock, system_clock
+from service.core.secretbox import SecretBox
 from service.core.tokens import CallbackTokens
 from service.delivery.sender import Sender
 from service.delivery.ssrf import TargetPolicy
@@ -41,11 +42,20 @@ log = get_logger("taskhook.app")
 
 
 def open_store(settings: Settings) -> SqliteStore:
-    """The store the settings describe (not yet opened)."""
+    """The store the settings describe (not yet opened), sealing endpoint secrets with the
+    current secret key and opening them with any configured one."""
     return SqliteStore(
         settings.storage.database_path,
         busy_timeout_ms=settings.storage.busy_timeout_ms,
         synchronous=settings.storage.synchronous,
+        secrets=secret_box(settings),
+    )
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """Seals with ``TASKHOOK_SECRET_KEY``; opens with it or ``TASKHOOK_SECRET_KEY_PREVIOUS``."""
+    return SecretBox.from_keys(
+        settings.secret_key.reveal(), [k.reveal() for k in settings.previous_secret_keys]
     )
 
 

@@ -26,6 +26,7 @@ from service.app import (
     create_app,
     open_store,
     provider_client,
+    secret_box,
     simulator_config,
 )
 from service.core.clock import system_clock
@@ -96,6 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     endpoint.add_argument("--dry-run", action="store_true", help="only count them")
     callback = replays.add_parser("callback", help="re-apply a kept provider callback")
     callback.add_argument("callback_id")
+
+    stored = commands.add_parser("secrets", help="stored endpoint secrets").add_subparsers(
+        dest="action", required=True
+    )
+    stored.add_parser(
+        "reencrypt",
+        help="move every stored secret to the current TASKHOOK_SECRET_KEY (then the old key "
+        "can leave TASKHOOK_SECRET_KEY_PREVIOUS)",
+    )
     return parser
 
 
@@ -237,6 +247,11 @@ def _run_admin(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{entry.id} +{entry.delta}")
         case ("replay", _):
             print(asyncio.run(_replay(settings, args)))
+        case ("secrets", "reencrypt"):
+            moved = with_store(lambda s: s.reencrypt_secrets())
+            key_id = secret_box(settings).current.key_id
+            noun = "secret" if moved == 1 else "secrets"
+            print(f"{moved} stored {noun} moved to the current key (key id {key_id})")
         case _:  # argparse makes this unreachable
             raise AssertionError(args)
     return 0

@@ -9,6 +9,11 @@ from typing import Any
 from service.core.clock import system_clock
 from service.core.endpoints import Endpoint, generate_secret
 from service.core.ids import new_id
+from service.core.secretbox import SecretBox
+from tests.conftest import SECRET
+
+#: what ``app.open_store`` seals endpoint secrets with under the test settings' secret key
+SECRET_BOX = SecretBox.from_keys(SECRET)
 
 
 def make_endpoint(

@@ -6,6 +6,8 @@ private network or the cloud metadata service on anyone's behalf. Two layers, bo
 * :func:`check_url` judges the URL text (scheme, credentials, port, IP literals in every spelling
   a socket accepts, ``localhost``-style names). It needs no DNS, so it runs at registration and
   before every send; IP literals never reach a resolver in aiohttp, so this is their only check.
+  At registration :func:`check_url_resolving` also refuses a name that resolves somewhere
+  unsafe (one that does not resolve yet is accepted).
 * :class:`GuardedResolver` sits inside the delivery connector and hands aiohttp only addresses the
   policy allows. aiohttp connects to what the resolver returned, so the address checked is the
   address used: a name that re-resolves to 10.0.0.1 after registration (DNS rebinding) is caught.
@@ -37,6 +39,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 MAX_URL_LENGTH = 2048
+#: how long registration waits for DNS before accepting the name unjudged
+RESOLVE_TIMEOUT_S = 2.0
 _NOT_PUBLIC = "private, loopback, link-local or otherwise non-public address"
 _SCHEMES = frozenset({"http", "https"})
 _LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
@@ -231,23 +235,29 @@ async def _getaddrinfo(host: str, port: int) -> list[str]:
 
 
 async def check_url_resolving(
-    url: str, policy: TargetPolicy, *, resolver: Resolve | None = None
+    url: str,
+    policy: TargetPolicy,
+    *,
+    resolver: Resolve | None = None,
+    timeout_s: float = RESOLVE_TIMEOUT_S,
 ) -> None:
     """:func:`check_url`, then resolve the host and refuse if *any* address is unsafe.
 
     For registration, where a clear early answer helps the subscriber. It is not what keeps
-    deliveries safe (DNS can change afterwards): :class:`GuardedResolver` is. The message never
-    names the resolved address, so the endpoint API cannot be used to read internal DNS.
+    deliveries safe (DNS can change afterwards): :class:`GuardedResolver` is, on every send.
+    So a name that does not resolve yet (no such name, no address, no answer within
+    ``timeout_s``) is accepted, as Svix accepts it: a subscriber may register before its DNS
+    is live, and a slow resolver must not hold the request. The message never names the
+    resolved address, so the endpoint API cannot be used to read internal DNS.
     """
     host, port, address = _parse_target(url, policy)
     if address is not None:
         return
     try:
-        addresses = await (resolver or _getaddrinfo)(host, port)
-    except (OSError, UnicodeError, ValueError):
-        addresses = []
-    if not addresses:
-        raise UnsafeTarget(f"The URL's host {host} cannot be resolved.")
+        async with asyncio.timeout(timeout_s):
+            addresses = await (resolver or _getaddrinfo)(host, port)
+    except (OSError, UnicodeError, ValueError, TimeoutError):
+        return  # nothing to judge yet: the guard judges what it resolves at each send
     if not all(map(policy.text_allowed, addresses)):
         raise UnsafeTarget(f"The URL's host {host} resolves to a {_NOT_PUBLIC}.")
 

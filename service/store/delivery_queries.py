@@ -3,6 +3,8 @@ leases) and attempts.
 
 Endpoints are soft-deleted: their deliveries and attempts keep pointing at them, so the history
 stays whole, while every read an account can reach treats a deleted endpoint as never created.
+Their secrets are sealed as they are written and opened as they are read (``sealing``): an
+``Endpoint`` holds ``whsec_…``, its row never does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from service.core.endpoints import Endpoint
 from service.core.pagination import PageRequest
 from service.store.base import Attempt, ClaimedDelivery, Delivery, DeliveryOutcome
 from service.store.rows import Sql, to_json
+from service.store.sealing import StoredSecrets, context
 
 ENDPOINT_COLUMNS = (
     "id, account_id, url, description, event_types, enabled, disabled_reason, secret,"
@@ -31,23 +34,26 @@ ATTEMPT_COLUMNS = (
 )
 
 
-def endpoint_from_row(row: sqlite3.Row, prefix: str = "") -> Endpoint:
-    """An endpoint from its columns, named ``prefix`` + column (a join selects them aliased)."""
+def endpoint_from_row(row: sqlite3.Row, sealer: StoredSecrets, prefix: str = "") -> Endpoint:
+    """An endpoint from its columns, named ``prefix`` + column (a join selects them aliased),
+    its secrets opened."""
 
     def col(name: str) -> Any:
         return row[prefix + name]
 
-    event_types = col("event_types")
+    endpoint_id, event_types = col("id"), col("event_types")
     return Endpoint(
-        id=col("id"),
+        id=endpoint_id,
         account_id=col("account_id"),
         url=col("url"),
         description=col("description"),
         event_types=None if event_types is None else tuple(json.loads(event_types)),
         enabled=bool(col("enabled")),
         disabled_reason=col("disabled_reason"),
-        secret=col("secret"),
-        previous_secret=col("previous_secret"),
+        secret=sealer.open(col("secret"), context("endpoints", "secret", endpoint_id)),
+        previous_secret=sealer.open_optional(
+            col("previous_secret"), context("endpoints", "previous_secret", endpoint_id)
+        ),
         previous_secret_until=col("previous_secret_until"),
         failing_since=col("failing_since"),
         created_at=col("created_at"),
@@ -91,30 +97,42 @@ def _event_types(endpoint: Endpoint) -> str | None:
     return None if endpoint.event_types is None else to_json(list(endpoint.event_types))
 
 
+def _sealed(sealer: StoredSecrets, endpoint: Endpoint) -> tuple[str, str | None]:
+    """The endpoint's ``secret`` and ``previous_secret`` as their row holds them."""
+    return (
+        sealer.seal(endpoint.secret, context("endpoints", "secret", endpoint.id)),
+        sealer.seal_optional(
+            endpoint.previous_secret, context("endpoints", "previous_secret", endpoint.id)
+        ),
+    )
+
+
 class DeliveryQueries(Sql):
     # -- endpoints ---------------------------------------------------------------------------
 
     async def insert_endpoint(self, endpoint: Endpoint) -> None:
         e = endpoint
+        secret, previous_secret = _sealed(self._secrets, e)
         await self._conn.execute(
             f"INSERT INTO endpoints ({ENDPOINT_COLUMNS})"  # noqa: S608
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 e.id, e.account_id, e.url, e.description, _event_types(e), int(e.enabled),
-                e.disabled_reason, e.secret, e.previous_secret, e.previous_secret_until,
+                e.disabled_reason, secret, previous_secret, e.previous_secret_until,
                 e.failing_since, e.created_at, e.updated_at, e.deleted_at,
             ),
         )  # fmt: skip
 
     async def update_endpoint(self, endpoint: Endpoint) -> bool:
         e = endpoint
+        secret, previous_secret = _sealed(self._secrets, e)
         cursor = await self._conn.execute(
             "UPDATE endpoints SET url = ?, description = ?, event_types = ?, enabled = ?,"
             " disabled_reason = ?, secret = ?, previous_secret = ?, previous_secret_until = ?,"
             " failing_since = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
             (
                 e.url, e.description, _event_types(e), int(e.enabled), e.disabled_reason,
-                e.secret, e.previous_secret, e.previous_secret_until, e.failing_since,
+                secret, previous_secret, e.previous_secret_until, e.failing_since,
                 e.updated_at, e.id,
             ),
         )  # fmt: skip
@@ -141,14 +159,14 @@ class DeliveryQueries(Sql):
             " WHERE id = ? AND account_id = ? AND deleted_at IS NULL",
             (endpoint_id, account_id),
         )
-        return endpoint_from_row(row) if row else None
+        return endpoint_from_row(row, self._secrets) if row else None
 
     async def get_endpoint_by_id(self, endpoint_id: str) -> Endpoint | None:
         row = await self._one(
             f"SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?",  # noqa: S608
             (endpoint_id,),
         )
-        return endpoint_from_row(row) if row else None
+        return endpoint_from_row(row, self._secrets) if row else None
 
     async def list_endpoints(self, account_id: str, page: PageRequest) -> list[Endpoint]:
         rows = await self._all(
@@ -156,7 +174,7 @@ class DeliveryQueries(Sql):
             " WHERE account_id = ? AND deleted_at IS NULL AND id < ? ORDER BY id DESC LIMIT ?",
             (account_id, page.before or "~", page.limit + 1),
         )
-        return [endpoint_from_row(r) for r in rows]
+        return [endpoint_from_row(r, self._secrets) for r in rows]
 
     async def endpoints_for_account(self, account_id: str) -> list[Endpoint]:
         rows = await self._all(
@@ -164,7 +182,7 @@ class DeliveryQueries(Sql):
             " WHERE account_id = ? AND enabled = 1 AND deleted_at IS NULL ORDER BY id",
             (account_id,),
         )
-        return [endpoint_from_row(r) for r in rows]
+        return [endpoint_from_row(r, self._secrets) for r in rows]
 
     # -- deliveries --------------------------------------------------------------------------
 
@@ -232,7 +250,9 @@ class DeliveryQueries(Sql):
         for r in rows:
             endpoint = endpoints.get(r["endpoint_id"])
             if endpoint is None:
-                endpoint = endpoints[r["endpoint_id"]] = endpoint_from_row(r, prefix="ep_")
+                endpoint = endpoints[r["endpoint_id"]] = endpoint_from_row(
+                    r, self._secrets, prefix="ep_"
+                )
             claimed.append(
                 ClaimedDelivery(
                     delivery=delivery_from_row(r),

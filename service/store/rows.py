@@ -13,8 +13,10 @@ from service.core import compactjson
 from service.core.ledger import Failure, Result, TaskState, TaskStatus
 from service.core.pagination import PageRequest
 from service.core.tasks import Task, TaskSpec
+from service.errors import StoreError
 from service.store.base import CallbackRecord
 from service.store.inline import InlineConnection
+from service.store.sealing import StoredSecrets
 
 TASK_COLUMNS = (
     "id, account_id, status, progress, sequence, model, provider, provider_task_id, type, prompt,"
@@ -24,10 +26,23 @@ TASK_COLUMNS = (
 
 
 class Sql:
-    """One connection: the reader for plain reads, the writer inside a transaction."""
+    """One connection: the reader for plain reads, the writer inside a transaction.
+    ``secrets`` seals and opens the secrets some rows hold (see ``service.store.sealing``)."""
 
-    def __init__(self, conn: aiosqlite.Connection | InlineConnection) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection | InlineConnection, secrets: StoredSecrets | None = None
+    ) -> None:
         self._conn = conn
+        self._stored_secrets = secrets
+
+    @property
+    def _secrets(self) -> StoredSecrets:
+        if self._stored_secrets is None:
+            raise StoreError(
+                "This store was opened without a secret key: it cannot read or"
+                " write stored secrets."
+            )
+        return self._stored_secrets
 
     async def _one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Row | None:
         async with self._conn.execute(sql, args) as cursor:

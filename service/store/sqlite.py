@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
+
+import aiosqlite
 
 from service.core.credits import CreditEntry
 from service.core.endpoints import Endpoint
 from service.core.events import Event
 from service.core.pagination import PageRequest
+from service.core.secretbox import SecretBox
 from service.core.tasks import Task
 from service.core.timeline import TimelineEntry
+from service.errors import StoreError
 from service.store.base import (
     Account,
     ApiKey,
@@ -28,25 +33,55 @@ from service.store.base import (
     Transaction,
 )
 from service.store.database import Database
+from service.store.inline import InlineConnection
 from service.store.migrate import migrate
 from service.store.queries import Queries
+from service.store.sealing import StoredSecrets, reencrypt, seal_plaintext
 
 
 class SqliteStore:
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"):
+    """``secrets``: the box endpoint secrets are sealed with (``app.open_store`` passes the one
+    the secret keys make); a store without one cannot read or write endpoints."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_ms: int = 5000,
+        synchronous: str = "FULL",
+        secrets: SecretBox | None = None,
+    ):
         self.db = Database(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+        self._secrets = None if secrets is None else StoredSecrets(secrets)
         self._reads: Queries | None = None
 
     async def open(self) -> list[str]:
-        """Open the connections and apply pending migrations; returns the migrations applied."""
+        """Open the connections, apply pending migrations and seal any secret still in the
+        clear; returns what was applied. Refuses a database whose secrets name a key that is
+        not configured."""
         await self.db.open()
         try:
             applied = await self.db.exclusive(migrate)
+            if self._secrets is not None:
+                sealed = await self.db.exclusive(partial(seal_plaintext, secrets=self._secrets))
+                if sealed:
+                    applied.append(f"seal_endpoint_secrets ({sealed} sealed)")
         except BaseException:
             await self.db.close()
             raise
-        self._reads = Queries(self.db.reader)
+        self._reads = self.queries(self.db.reader)
         return applied
+
+    def queries(self, conn: InlineConnection | aiosqlite.Connection) -> Queries:
+        """Every query, on ``conn``, sealing and opening secrets with this store's box."""
+        return Queries(conn, self._secrets)
+
+    async def reencrypt_secrets(self) -> int:
+        """``taskhook secrets reencrypt``: every stored secret not under the current key moves
+        to it, a batch per transaction; returns how many moved."""
+        if self._secrets is None:
+            raise StoreError("This store was opened without a secret key.")
+        return await self.db.exclusive(partial(reencrypt, secrets=self._secrets))
 
     async def close(self) -> None:
         await self.db.close()
@@ -55,13 +90,13 @@ class SqliteStore:
     @property
     def _r(self) -> Queries:
         if self._reads is None:
-            self._reads = Queries(self.db.reader)
+            self._reads = self.queries(self.db.reader)
         return self._reads
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Transaction]:
         async with self.db.transaction(durable=durable) as conn:
-            yield Queries(conn)
+            yield self.queries(conn)
 
     async def check_writable(self) -> None:
         """Take the write lock and let it go: proves the file is open for writing."""
@@ -69,7 +104,7 @@ class SqliteStore:
             pass
 
     async def ops_counts(self, now_ms: int) -> OpsCounts:
-        return await Queries(self.db.scan_reader).ops_counts(now_ms)
+        return await self.queries(self.db.scan_reader).ops_counts(now_ms)
 
     async def get_account(self, account_id: str) -> Account | None:
         return await self._r.get_account(account_id)
@@ -98,7 +133,7 @@ class SqliteStore:
         self, statuses: tuple[str, ...], now_ms: int, lease_ms: int, limit: int
     ) -> list[Claimed]:
         async with self.db.transaction(durable=False) as conn:  # a lease, safe to lose
-            return await Queries(conn).claim_due_tasks(statuses, now_ms, lease_ms, limit)
+            return await self.queries(conn).claim_due_tasks(statuses, now_ms, lease_ms, limit)
 
     async def find_api_key(self, prefix: str) -> ApiKey | None:
         return await self._r.find_api_key(prefix)
@@ -136,7 +171,7 @@ class SqliteStore:
         self, now_ms: int, lease_ms: int, limit: int
     ) -> list[ClaimedDelivery]:
         async with self.db.transaction(durable=False) as conn:  # a lease, safe to lose
-            return await Queries(conn).claim_due_deliveries(now_ms, lease_ms, limit)
+            return await self.queries(conn).claim_due_deliveries(now_ms, lease_ms, limit)
 
     async def list_deliveries_for_event(self, event_id: str, page: PageRequest) -> list[Delivery]:
         return await self._r.list_deliveries_for_event(event_id, page)
@@ -161,7 +196,7 @@ class SqliteStore:
         return await self._r.get_callback_by_id(callback_id)
 
     async def recoverable_events(self, endpoint_id: str, since: int, until: int) -> list[Event]:
-        return await Queries(self.db.scan_reader).recoverable_events(endpoint_id, since, until)
+        return await self.queries(self.db.scan_reader).recoverable_events(endpoint_id, since, until)
 
     async def list_events(
         self, account_id: str, where: EventFilter, page: PageRequest

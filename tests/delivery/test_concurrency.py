@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import Webhook
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service.app import open_store
 from service.core.clock import system_clock
 from service.core.endpoints import Endpoint
 from service.core.events import Event, envelope
@@ -74,7 +75,7 @@ def _endpoint(account_id: str, url: str, types: tuple[str, ...] | None, now: int
 
 
 async def _open(settings: Settings) -> SqliteStore:
-    store = SqliteStore(settings.storage.database_path, synchronous=settings.storage.synchronous)
+    store = open_store(settings)
     await store.open()
     return store
 

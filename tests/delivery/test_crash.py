@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from standardwebhooks.webhooks import Webhook
 
+from service.app import open_store
 from service.core.clock import system_clock
 from service.core.endpoints import Endpoint
 from service.core.events import Event, envelope
@@ -107,7 +108,7 @@ async def test_a_worker_killed_mid_send_delivers_everything_after_restart(
     settings = load_settings(overrides)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHOOK")} | overrides
     log = tmp_path / "worker.log"
-    store = SqliteStore(settings.storage.database_path, synchronous=settings.storage.synchronous)
+    store = open_store(settings)
     await store.open()
     receiver = Receiver(script={path: ["hang"] * held + [200] for path, held in HELD.items()})
     try:

@@ -6,6 +6,7 @@ No traffic leaves 127.0.0.1: names other than ``localhost`` are only ever given 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from pathlib import Path
@@ -250,8 +251,7 @@ async def test_resolving_to_a_public_address_passes() -> None:
         (["93.184.216.34", "127.0.0.1"], "resolves to a private"),
         (["93.184.216.34", "::ffff:169.254.169.254"], "resolves to a private"),
         (["garbage"], "resolves to a private"),
-        ([], "cannot be resolved"),
-        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "cannot be resolved"),
+        (["10.0.0.5", "garbage"], "resolves to a private"),
     ],
 )
 async def test_resolving_to_anything_unsafe_fails(
@@ -262,6 +262,46 @@ async def test_resolving_to_anything_unsafe_fails(
         await check_url_resolving("http://rebind.example:8080/", PRODUCTION, resolver=resolve)
     assert resolve.asked == [("rebind.example", 8080)]
     assert "10.0.0.5" not in caught.value.message  # internal DNS answers are never echoed
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [],
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+        socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+    ],
+)
+async def test_a_name_that_does_not_resolve_yet_is_accepted(answer: list[str] | OSError) -> None:
+    # The guard checks what the name resolves to at every send (as Svix does); registration
+    # need not wait for the subscriber's DNS to go live.
+    resolve = FakeResolve(answer)
+    await check_url_resolving("https://not-live-yet.example/hook", PRODUCTION, resolver=resolve)
+    assert resolve.asked == [("not-live-yet.example", 443)]
+
+
+async def test_a_resolver_that_does_not_answer_in_time_is_not_waited_for() -> None:
+    answered = asyncio.Event()
+
+    async def slow(host: str, port: int) -> list[str]:
+        await asyncio.sleep(5)
+        answered.set()
+        return ["10.0.0.5"]
+
+    started = asyncio.get_running_loop().time()
+    await check_url_resolving("https://slow.example/", PRODUCTION, resolver=slow, timeout_s=0.05)
+
+    assert asyncio.get_running_loop().time() - started < 2
+    assert not answered.is_set()
+
+
+async def test_an_answer_within_the_timeout_is_still_judged() -> None:
+    async def quick(host: str, port: int) -> list[str]:
+        await asyncio.sleep(0.01)
+        return ["169.254.169.254"]
+
+    with pytest.raises(UnsafeTarget, match="resolves to a private"):
+        await check_url_resolving("https://meta.example/", PRODUCTION, resolver=quick, timeout_s=1)
 
 
 async def test_resolving_skips_literals_and_urls_already_refused() -> None:

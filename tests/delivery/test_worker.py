@@ -29,7 +29,7 @@ from service.store.base import Account
 from service.store.sqlite import SqliteStore
 from tests.conftest import settings_env
 from tests.delivery.receiver import Receiver
-from tests.factories import make_endpoint
+from tests.factories import SECRET_BOX, make_endpoint
 from tests.servers import bind_loopback, serve_app
 
 # Real time, moved forward by the tests: the standardwebhooks package checks timestamps
@@ -84,7 +84,7 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     settings = load_settings(
         settings_env(tmp_path, TASKHOOK__DELIVERY__REQUEST_TIMEOUT_SECONDS="1")
     )
-    store = SqliteStore(tmp_path / "d.db")
+    store = SqliteStore(tmp_path / "d.db", secrets=SECRET_BOX)
     await store.open()
     now = [T0]
     account = Account(new_id("acct", T0), "subscriber", T0)

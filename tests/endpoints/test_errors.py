@@ -3,7 +3,9 @@ nothing: validation (422 with the field), unsafe targets, keys (401), other acco
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,7 @@ async def test_another_accounts_endpoint_is_404_and_untouched(
     owner, stranger = await make_caller(), await make_caller(name="stranger")
     created = await api.create(owner)
     path = f"/v1/endpoints/{created['id']}"
+    before = await rows(store, "SELECT secret, previous_secret FROM endpoints")
 
     answers = [
         await client.get(path, headers=stranger.headers),
@@ -122,8 +125,12 @@ async def test_another_accounts_endpoint_is_404_and_untouched(
     for answer in answers:
         assert_error(answer, 404, "not_found", "endpoint_id")
     assert (await api.get(owner, created["id"])).json()["enabled"] is True
-    stored = await rows(store, "SELECT secret, previous_secret FROM endpoints")
-    assert stored == [{"secret": created["secret"], "previous_secret": None}]
+    # the row as it was: the same sealed secret, no previous one
+    assert await rows(store, "SELECT secret, previous_secret FROM endpoints") == before
+    assert before[0]["previous_secret"] is None
+    endpoint = await store.get_endpoint(owner.account_id, created["id"])
+    assert endpoint is not None
+    assert endpoint.secret == created["secret"]
     assert await rows(store, "SELECT id FROM events") == []
     assert await rows(store, "SELECT id FROM deliveries") == []
 
@@ -177,12 +184,25 @@ async def test_a_cursor_pages_by_time_in_any_list(
     assert response.json() == {"data": [], "next_cursor": None}
 
 
+#: what the production client's DNS answers (any other name does not exist)
+FAKE_DNS = {"public.example": ["93.184.215.14"], "inside.example": ["93.184.215.14", "10.1.2.3"]}
+
+
+async def fake_dns(host: str, port: int) -> list[str]:
+    if host not in FAKE_DNS:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return FAKE_DNS[host]
+
+
 @pytest.fixture
 async def production_client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Caller]]:
-    """The dev config, but with the production target policy: no private networks at all."""
+    """The dev config, but with the production target policy: no private networks at all;
+    names resolve as ``FAKE_DNS`` says."""
     settings = load_settings(settings_env(tmp_path, TASKHOOK__DELIVERY__ALLOWED_NETWORKS=""))
     assert settings.delivery.allowed_networks == ()
     app = create_app(settings, run_workers=False)
+    services = app.state.services
+    app.state.services = replace(services, endpoints=replace(services.endpoints, resolve=fake_dns))
     async with app.router.lifespan_context(app):
         store = app.state.services.store
         account = await create_account(store, system_clock, "prod", 0)
@@ -235,3 +255,41 @@ async def test_production_policy_checks_a_patched_url_too(
         path, json={"url": "https://93.184.215.14/hook", "description": "d"}, headers=who.headers
     )
     assert same.status_code == 200
+
+
+async def test_production_policy_accepts_a_name_that_does_not_resolve_yet(
+    production_client: tuple[httpx.AsyncClient, Caller],
+) -> None:
+    # Registration does not wait for the subscriber's DNS: the connect-time guard judges what
+    # the name resolves to at every send.
+    client, who = production_client
+
+    created = await client.post(
+        "/v1/endpoints", json={"url": "https://not-live-yet.example/hook"}, headers=who.headers
+    )
+
+    assert created.status_code == 201, created.text
+    assert created.json()["url"] == "https://not-live-yet.example/hook"
+
+
+async def test_production_policy_refuses_a_name_resolving_inside_on_create_and_patch(
+    production_client: tuple[httpx.AsyncClient, Caller],
+) -> None:
+    client, who = production_client
+
+    refused = await client.post(
+        "/v1/endpoints", json={"url": "https://inside.example/hook"}, headers=who.headers
+    )
+    public = await client.post(
+        "/v1/endpoints", json={"url": "https://public.example/hook"}, headers=who.headers
+    )
+    assert public.status_code == 201, public.text
+    patched = await client.patch(
+        f"/v1/endpoints/{public.json()['id']}",
+        json={"url": "https://inside.example/other"},
+        headers=who.headers,
+    )
+
+    for answer in (refused, patched):
+        assert_error(answer, 422, "unsafe_target", "url")
+        assert "10.1.2.3" not in answer.text  # internal DNS answers are never echoed

@@ -27,7 +27,7 @@ LEASE = 30_000
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "d.db")
+    s = SqliteStore(tmp_path / "d.db", secrets=factories.SECRET_BOX)
     await s.open()
     yield s
     await s.close()

@@ -20,7 +20,7 @@ from service.outbox import record_event
 from service.store import ops_queries as q
 from service.store.base import Account
 from service.store.sqlite import SqliteStore
-from tests.factories import make_endpoint
+from tests.factories import SECRET_BOX, make_endpoint
 
 #: a table read row by row, with no index at all
 BARE_SCAN = re.compile(r"^SCAN (\w+)$")
@@ -30,7 +30,7 @@ BOUNDED = "status_counts"
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "plans.db")
+    store = SqliteStore(tmp_path / "plans.db", secrets=SECRET_BOX)
     await store.open()
     yield store
     await store.close()

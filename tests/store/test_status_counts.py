@@ -20,8 +20,9 @@ from service.store.base import Account, CallbackRecord
 from service.store.inline import InlineConnection
 from service.store.migrate import migrate
 from service.store.queries import Queries
+from service.store.sealing import StoredSecrets
 from service.store.sqlite import SqliteStore
-from tests.factories import make_endpoint
+from tests.factories import SECRET_BOX, make_endpoint
 
 NOW = 1_780_000_000_000
 
@@ -84,7 +85,7 @@ async def _history(tx: Queries) -> str:
 
 
 async def test_writes_keep_the_counts(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "c.db")
+    store = SqliteStore(tmp_path / "c.db", secrets=SECRET_BOX)
     await store.open()
     try:
         async with store.transaction() as tx:
@@ -113,7 +114,7 @@ async def test_the_migration_counts_what_is_already_there(
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("BEGIN")
-        await _history(Queries(InlineConnection(conn)))
+        await _history(Queries(InlineConnection(conn), StoredSecrets(SECRET_BOX)))
         conn.execute("COMMIT")
         assert migrate(conn) == ["0005_status_counts"]
     finally:

@@ -24,6 +24,8 @@ from service.core.pagination import PageRequest
 from service.settings import load_settings
 from service.store.base import TaskFilter
 from service.store.sqlite import SqliteStore
+from tests.conftest import SECRET
+from tests.factories import SECRET_BOX
 from tests.servers import serve_app
 from tools.bench import bare, durable, processes, scaledb, seed, templates
 from tools.bench.callbacks import Callbacks
@@ -64,7 +66,9 @@ async def test_a_scale_database_has_its_shape_and_the_store_reads_it(tmp_path: P
     count, now = 1200, system_clock()
     path = tmp_path / "taskhook.db"
     specs = [scaledb._endpoints(n) for n in range(scaledb.ACCOUNTS)]
-    accounts, counts = await seed.build(path, specs, scaledb.plan(count, now), lambda: now)
+    accounts, counts = await seed.build(
+        path, specs, scaledb.plan(count, now), lambda: now, secret_key=SECRET
+    )
     tables = seed.table_counts(path)
     assert tables["tasks"] == counts.tasks == count
     assert tables["deliveries"] == counts.deliveries == scaledb.DELIVERIES_PER_TASK * count
@@ -72,7 +76,7 @@ async def test_a_scale_database_has_its_shape_and_the_store_reads_it(tmp_path: P
     assert tables["attempts"] == counts.attempts == counts.deliveries - counts.pending_due
     assert tables["accounts"] == scaledb.ACCOUNTS
 
-    store = SqliteStore(path)
+    store = SqliteStore(path, secrets=SECRET_BOX)
     assert await store.open() == []  # the service's migrations, all applied already
     try:
         account = accounts[0].id
@@ -104,7 +108,7 @@ async def test_a_seeded_callback_is_verified_and_applied_by_the_app(tmp_path: Pa
         status_of=lambda _i: TaskStatus.RUNNING, next_check_ms=now + 3_600_000,
     )  # fmt: skip
     await seed.build(settings.storage.database_path, [[("http://127.0.0.1:9/h", None)]], plan,
-                     system_clock)  # fmt: skip
+                     system_clock, secret_key=settings.secret_key.reveal())  # fmt: skip
     request = Callbacks(settings, "http://testserver").completion(plan.pool[1])
     app = create_app(settings, run_workers=False)
     async with app.router.lifespan_context(app):

@@ -84,7 +84,7 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
     template = base_dir / "template.db"
     await seed.build(
         template, [[(f"http://127.0.0.1:{port}/hooks", None)] for port in ports], plan,
-        system_clock,
+        system_clock, secret_key=secret,
     )  # fmt: skip
     out.notes.append(
         f"delivery: {total} pending deliveries over {ENDPOINTS} endpoints on {ENDPOINTS} receiver "

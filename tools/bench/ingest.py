@@ -56,7 +56,11 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
         next_check_ms=now + 6 * 3_600_000, public_base=base,
     )  # fmt: skip
     await seed.build(
-        settings.storage.database_path, [[("http://127.0.0.1:9/hook", None)]], plan, system_clock
+        settings.storage.database_path,
+        [[("http://127.0.0.1:9/hook", None)]],
+        plan,
+        system_clock,
+        secret_key=secret,
     )
     pool, used = plan.pool, 50  # the first 50 lend their bodies to the bare runs
     callbacks = Callbacks(settings, base)

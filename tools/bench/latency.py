@@ -81,7 +81,7 @@ async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
         next_check_ms=now + 6 * 3_600_000, public_base=base,
     )  # fmt: skip
     accounts, _ = await seed.build(
-        settings.storage.database_path, [[(hook, None)]], plan, system_clock
+        settings.storage.database_path, [[(hook, None)]], plan, system_clock, secret_key=secret
     )
     signer = Webhook(accounts[0].endpoints[0].secret)
     callbacks = Callbacks(settings, base)

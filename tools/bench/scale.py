@@ -19,7 +19,7 @@ import time
 import aiohttp
 
 from service.core.clock import system_clock
-from service.store.queries import Queries
+from service.core.secretbox import SecretBox
 from service.store.sqlite import SqliteStore
 from tools.bench import processes, scaledb
 from tools.bench.context import Context
@@ -70,7 +70,7 @@ async def _claim(store: SqliteStore, lease_ms: int, batch: int) -> tuple[float, 
         # What SqliteStore.claim_due_deliveries runs, in a transaction that is then undone.
         async with store.db.transaction() as conn:
             started = time.perf_counter()
-            rows = await Queries(conn).claim_due_deliveries(system_clock(), lease_ms, batch)
+            rows = await store.queries(conn).claim_due_deliveries(system_clock(), lease_ms, batch)
             elapsed = (time.perf_counter() - started) * 1000
             raise _Undo
     except _Undo:
@@ -101,7 +101,6 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
            for label, kind in figures.items() for which in ("big", "small")}  # fmt: skip
     ratios = {kind: Metric(NAME, f"{label} p99 ratio big/small", "x", target=("<=", 1.5))
               for label, kind in figures.items()}  # fmt: skip
-    secret = processes.new_secret_key()
     env = {"TASKHOOK__WORKERS__IN_SERVE": "false"}
     ports = {"small": processes.free_port(), "big": processes.free_port()}
     dbs = {"small": small, "big": big}
@@ -109,7 +108,7 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
         which: processes.serve(
             f"scale-{which}",
             db.data_dir,
-            secret,
+            db.secret_key,  # the key its endpoint secrets were sealed under
             ports[which],
             ctx.log_dir,
             cpus=ctx.placement.service,
@@ -147,7 +146,10 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
             for session in sessions.values():
                 await session.close()
     claimed = {}
-    stores = {which: SqliteStore(db.path) for which, db in dbs.items()}
+    stores = {
+        which: SqliteStore(db.path, secrets=SecretBox.from_keys(db.secret_key))
+        for which, db in dbs.items()
+    }
     try:
         for store in stores.values():
             await store.open()

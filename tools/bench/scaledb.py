@@ -10,7 +10,8 @@ retry after a 500. The newest 256 tasks are still in flight, and their deliverie
 the same backlog whatever the history, so a claim measures the history's weight alone.
 
 A built database is kept in ``.bench/cache/scale-<N>-<key>/`` (``taskhook.db`` and
-``build.json`` with the API key and what was built). The key hashes the service's migration
+``build.json`` with the API key, the secret key its endpoint secrets are sealed under, and what
+was built). The key hashes the service's migration
 files and ``SHAPE``, so a schema change or a new shape rebuilds it, and anything else (the
 service's code included) reuses it: building the million-task one takes minutes.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from service.core.clock import system_clock
 from service.core.ledger import TaskStatus
-from tools.bench import seed
+from tools.bench import processes, seed
 
 IN_FLIGHT = 256
 DELIVERIES_PER_TASK = 5
@@ -36,7 +37,7 @@ ACCOUNTS = 4
 SPAN_MS = 30 * 86_400_000
 _IN_FLIGHT_CYCLE = (TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING)
 #: the version of what a build writes (rows, payload templates, ids): part of the cache key
-SHAPE = "scale-v2"
+SHAPE = "scale-v3"  # v3: endpoint secrets sealed, the key kept in build.json
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ScaleDb:
     data_dir: Path  # holds taskhook.db (what TASKHOOK_DATA_DIR names)
     api_key: str  # account 0's key
     account_id: str
+    secret_key: str  # the TASKHOOK_SECRET_KEY its endpoint secrets are sealed under
     tables: dict[str, int]
     size_bytes: int
     build_seconds: float
@@ -120,13 +122,15 @@ async def get(cache_dir: Path, count: int) -> ScaleDb:
         shutil.rmtree(stale, ignore_errors=True)  # an older tree's build: never used again
     started = time.monotonic()
     now = system_clock()
+    secret_key = processes.new_secret_key()
     accounts, _counts = await seed.build(
         data_dir / "taskhook.db", [_endpoints(n) for n in range(ACCOUNTS)], plan(count, now),
-        lambda: now - SPAN_MS - 60_000,
+        lambda: now - SPAN_MS - 60_000, secret_key=secret_key,
     )  # fmt: skip
     built = ScaleDb(
         tasks=count, data_dir=data_dir, api_key=accounts[0].api_key,
-        account_id=accounts[0].id, tables=seed.table_counts(data_dir / "taskhook.db"),
+        account_id=accounts[0].id, secret_key=secret_key,
+        tables=seed.table_counts(data_dir / "taskhook.db"),
         size_bytes=seed.size_bytes(data_dir / "taskhook.db"),
         build_seconds=round(time.monotonic() - started, 1), cached=False,
     )  # fmt: skip

@@ -28,6 +28,7 @@ from service.core.clock import Clock
 from service.core.endpoints import Endpoint, generate_secret
 from service.core.ids import new_id
 from service.core.ledger import TaskStatus
+from service.core.secretbox import SecretBox
 from service.store.rows import to_json
 from service.store.sqlite import SqliteStore
 from service.usecases import create_account, create_api_key
@@ -101,11 +102,12 @@ class Counts:
 
 
 async def prepare(
-    path: Path, accounts: Sequence[Sequence[EndpointSpec]], clock: Clock
+    path: Path, accounts: Sequence[Sequence[EndpointSpec]], clock: Clock, secret_key: str
 ) -> list[SeedAccount]:
     """Migrate a new database at ``path`` and create one account (with an API key and a
-    generous grant) per entry of ``accounts``, each with those endpoints."""
-    store = SqliteStore(path, synchronous="OFF")
+    generous grant) per entry of ``accounts``, each with those endpoints, their secrets sealed
+    under ``secret_key`` (the service that runs on the file must have it)."""
+    store = SqliteStore(path, synchronous="OFF", secrets=SecretBox.from_keys(secret_key))
     await store.open()
     made = []
     try:
@@ -373,14 +375,21 @@ def size_bytes(path: Path) -> int:
 
 
 async def build(
-    path: Path, accounts: Sequence[Sequence[EndpointSpec]], plan: Plan, clock: Clock
+    path: Path,
+    accounts: Sequence[Sequence[EndpointSpec]],
+    plan: Plan,
+    clock: Clock,
+    *,
+    secret_key: str,
 ) -> tuple[list[SeedAccount], Counts]:
-    """A complete database at ``path``: schema, accounts, then ``plan``'s tasks."""
+    """A complete database at ``path``: schema, accounts, then ``plan``'s tasks; endpoint
+    secrets are sealed under ``secret_key`` (the ``TASKHOOK_SECRET_KEY`` it will be served
+    with)."""
     tmp = path.with_name(path.name + ".building")
     for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
         leftover.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    made = await prepare(tmp, accounts, clock)
+    made = await prepare(tmp, accounts, clock, secret_key)
     conn, indexes = open_bulk(tmp)
     writer = Writer(conn)
     try:
