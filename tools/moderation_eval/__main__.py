@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules = load_rules(args.rules)
     failed = False
     for name in args.sets:
-        path = SETS.get(name) or Path(name)
-        report = evaluate(SETS.get(name) and name or path.stem, load_cases(path), rules)
+        path = SETS.get(name, Path(name))
+        report = evaluate(name if name in SETS else path.stem, load_cases(path), rules)
         print(render(report, args.misses))
         failed = failed or bool(report.failures())
     return 1 if failed and args.strict else 0

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 
 ADULT_AGE = 18
 _NUMBER_WORDS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
-    " fifteen sixteen seventeen eighteen"
-).split()
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+)  # fmt: skip
 _ORDINAL_WORDS = (
-    "zeroth first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth"
-    " thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth"
-).split()
+    "zeroth", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+    "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
+    "sixteenth", "seventeenth", "eighteenth",
+)  # fmt: skip
 _NUMBERS = {word: n for n, word in enumerate(_NUMBER_WORDS)}
 _ARTICLES = frozenset({"a", "an"})
 _ORDINALS = {word: n for n, word in enumerate(_ORDINAL_WORDS)}

@@ -27,9 +27,11 @@ _SPELLING_GAP = re.compile(r"[\s.*_-]+")
 # because English has two one-letter words ("a", "I") that often sit next to one other
 # single character ("a 4k photo"), but three in a row almost never occur in a real prompt.
 _MIN_SPELLED = 3
+_LEET_COMMON = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+# "1" and "!" stand for "i" or "l" ("k1d", "ki11"): one table for each reading.
 _LEET = (
-    str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}),
-    str.maketrans({"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "l"}),
+    str.maketrans(_LEET_COMMON | {"1": "i", "!": "i"}),
+    str.maketrans(_LEET_COMMON | {"1": "l", "!": "l"}),
 )
 # A letter repeated at least this often stands for the same letter written once or twice.
 # Doubled letters inside a word are too common in real words ("as"/"ass", "kid"/"kidd") to
@@ -38,7 +40,7 @@ _MIN_STRETCH = 3
 _MIN_TRAILING_DOUBLE = 4
 # Stretching in more places than this is tried all-once and all-twice only, to stay cheap.
 _MAX_STRETCHED_RUNS = 3
-# Scripts whose letters are drawn as Latin ones: Cyrillic "а", Greek "ο", Cherokee "Ꭺ", ...
+# Blocks whose letters can be drawn as Latin ones: Cyrillic a (U+0430), Greek omicron, Cherokee.
 _LOOKALIKE_BLOCKS = (
     (0x0250, 0x02AF), (0x0370, 0x03FF), (0x0400, 0x052F), (0x0530, 0x058F),
     (0x13A0, 0x13FF), (0x1D00, 0x1D7F), (0x2C80, 0x2CFF), (0xA640, 0xA69F),
@@ -75,7 +77,8 @@ def clean(prompt: str) -> str:
     text = unicodedata.normalize("NFKC", prompt)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     text = unicodedata.normalize("NFKD", text.casefold())
-    return unicodedata.normalize("NFC", "".join(ch for ch in text if unicodedata.category(ch) != "Mn"))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
+    return unicodedata.normalize("NFC", text)
 
 
 def tokens(prompt: str) -> tuple[tuple[str, bool], ...]:

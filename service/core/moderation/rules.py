@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.core.moderation.normalise import normalise
-
 from service.core.moderation.terms import (
     MINOR_AGE,
     Index,
@@ -101,7 +100,9 @@ class _Compiled:
             return True
         if not self.all_of:
             return False
-        starts = [[s for i in group for s, _ in _free(found.get(i, ()), mask)] for group in self.all_of]
+        starts = [
+            [s for i in group for s, _ in _free(found.get(i, ()), mask)] for group in self.all_of
+        ]
         if not all(starts):
             return False
         return self.rule.within is None or _window(starts) <= self.rule.within

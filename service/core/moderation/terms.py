@@ -33,8 +33,11 @@ _MIN_PREFIX = 3
 # of; words this short, or this common, would split innocent runs ("t h e r a p i s t").
 _MIN_SPLIT_WORD = 3
 _SPLIT_STOPWORDS = frozenset(
-    "the and all for you her him his how with from into she out off are not was who its".split()
-)
+    {
+        "the", "and", "all", "for", "you", "her", "him", "his", "how", "with", "from", "into",
+        "she", "out", "off", "are", "not", "was", "who", "its",
+    }
+)  # fmt: skip
 
 # One element of a compiled term: (kind, value). Kinds: "s" stem, "p" prefix, "e" exact form,
 # "g" a set of stems (a group slot).
