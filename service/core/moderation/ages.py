@@ -35,6 +35,8 @@ _AGE_WORDS = frozenset({"age", "aged", "ages"})
 _GRADE_WORDS = frozenset({"grade", "grades", "grader", "graders"})
 _MAX_GRADE = 12
 _UNDER = frozenset({"under", "below"})
+# The words an age expression can start with, besides digits.
+_STARTS = frozenset(_NUMBERS) | _ORDINALS.keys() | _ARTICLES | _AGE_WORDS | _GRADE_WORDS | _UNDER
 
 
 def _number(token: str) -> int | None:
@@ -56,6 +58,8 @@ def minor_ages(tokens: Sequence[str]) -> tuple[tuple[int, int], ...]:
     """Spans ``(start, end)`` of ``tokens`` that state an age under 18 or a school grade."""
     spans: list[tuple[int, int]] = []
     for i, token in enumerate(tokens):
+        if not (token[0].isdigit() or token in _STARTS):
+            continue
         end = _age_at(tokens, i, token)
         if end is not None:
             spans.append((i, end))

@@ -45,6 +45,7 @@ _LOOKALIKE_BLOCKS = (
     (0x0250, 0x02AF), (0x0370, 0x03FF), (0x0400, 0x052F), (0x0530, 0x058F),
     (0x13A0, 0x13FF), (0x1D00, 0x1D7F), (0x2C80, 0x2CFF), (0xA640, 0xA69F),
 )  # fmt: skip
+_TRIPLE = re.compile(rf"(.)\1{{{_MIN_STRETCH - 1}}}")
 _SMALL_CAPITAL = re.compile(r"LATIN LETTER SMALL CAPITAL ([A-Z])")
 
 
@@ -74,6 +75,8 @@ _LOOKALIKES = _lookalike_table()
 def clean(prompt: str) -> str:
     """NFKC (full-width and compatibility forms become plain letters); drop format characters,
     which are invisible and so only ever there to split a word; casefold; strip accents."""
+    if prompt.isascii():  # no compatibility forms, format characters or accents to undo
+        return prompt.lower()
     text = unicodedata.normalize("NFKC", prompt)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     text = unicodedata.normalize("NFKD", text.casefold())
@@ -115,6 +118,8 @@ def _close_run(run: list[str]) -> list[tuple[str, bool]]:
 def spellings(token: str) -> frozenset[str]:
     """What a token may stand for: itself; with look-alike letters made Latin; de-leeted (only
     tokens with a letter, so numbers stay numbers); and each of those de-stretched."""
+    if _plain(token):
+        return frozenset({token})
     bases = {token, token.translate(_LOOKALIKES)}
     if any(ch.isalpha() for ch in token):
         bases |= {base.translate(leet) for base in tuple(bases) for leet in _LEET}
@@ -122,6 +127,16 @@ def spellings(token: str) -> frozenset[str]:
     for base in bases:
         out.update(_destretched(base))
     return frozenset(out)
+
+
+def _plain(token: str) -> bool:
+    """Nothing to undo: ASCII letters only, none stretched, no doubled last letter."""
+    return (
+        token.isascii()
+        and token.isalpha()
+        and not (len(token) >= _MIN_TRAILING_DOUBLE and token[-1] == token[-2])
+        and not _TRIPLE.search(token)
+    )
 
 
 def _destretched(word: str) -> Iterator[str]:

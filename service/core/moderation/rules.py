@@ -91,25 +91,25 @@ class Rule:
 @dataclass(frozen=True)
 class _Compiled:
     rule: Rule
-    any_of: tuple[int, ...]
-    all_of: tuple[tuple[int, ...], ...]
+    any_of: frozenset[int]
+    all_of: tuple[frozenset[int], ...]
     unless: tuple[int, ...]
 
     def matches(self, found: Mapping[int, list[Span]], mask: frozenset[int]) -> bool:
-        if any(_free(found.get(i, ()), mask) for i in self.any_of):
-            return True
-        if not self.all_of:
-            return False
-        starts = [
-            [s for i in group for s, _ in _free(found.get(i, ()), mask)] for group in self.all_of
-        ]
-        if not all(starts):
+        """Walks the (few) terms the prompt holds, not the (many) terms the rule names."""
+        starts: list[list[int]] = [[] for _ in self.all_of]
+        for i, spans in found.items():
+            free = [s for s, e in spans if mask.isdisjoint(range(s, e))]
+            if not free:
+                continue
+            if i in self.any_of:
+                return True
+            for g, group in enumerate(self.all_of):
+                if i in group:
+                    starts[g].extend(free)
+        if not self.all_of or not all(starts):
             return False
         return self.rule.within is None or _window(starts) <= self.rule.within
-
-
-def _free(spans: Iterable[Span], mask: frozenset[int]) -> list[Span]:
-    return [(s, e) for s, e in spans if mask.isdisjoint(range(s, e))]
 
 
 def _window(starts: Sequence[Sequence[int]]) -> int:
@@ -250,9 +250,9 @@ class _Compiler:
             compiled.append(
                 _Compiled(
                     rule=rule,
-                    any_of=self._ids(rule.any_of, f"{where}.any_of"),
+                    any_of=frozenset(self._ids(rule.any_of, f"{where}.any_of")),
                     all_of=tuple(
-                        self._ids(group, f"{where}.all_of[{g}]")
+                        frozenset(self._ids(group, f"{where}.all_of[{g}]"))
                         for g, group in enumerate(rule.all_of)
                     ),
                     unless=self._ids(rule.unless, f"{where}.unless"),

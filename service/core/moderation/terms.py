@@ -32,6 +32,8 @@ _MIN_PREFIX = 3
 # Spelled-out runs ("k i l l y o u r s e l f") are split back into the rule words they are made
 # of; words this short, or this common, would split innocent runs ("t h e r a p i s t").
 _MIN_SPLIT_WORD = 3
+# Longer runs are left whole: splitting is quadratic, and nobody spells out a paragraph.
+_MAX_SPLIT = 60
 _SPLIT_STOPWORDS = frozenset(
     {
         "the", "and", "all", "for", "you", "her", "him", "his", "how", "with", "from", "into",
@@ -58,11 +60,15 @@ class Stemmer:
         self._local = threading.local()
 
     def __call__(self, word: str) -> str:
+        return self.here()(word)
+
+    def here(self) -> Callable[[str], str]:
+        """This thread's stemming function."""
         stem: Callable[[str], str] | None = getattr(self._local, "stem", None)
         if stem is None:
             stem = snowballstemmer.stemmer("english").stemWord
             self._local.stem = stem
-        return stem(word)
+        return stem
 
 
 @dataclass(frozen=True)
@@ -173,15 +179,19 @@ class Index:
             for part in parts or (token,):
                 words.append(part)
                 forms.append(spellings(part) if parts else options)
-        stems = tuple(frozenset(map(self.stem, group)) for group in forms)
+        stem = self.stem.here()
+        stems = tuple(frozenset(map(stem, group)) for group in forms)
         return Scan(tuple(forms), stems, minor_ages(words))
 
     def _split(self, options: frozenset[str]) -> tuple[str, ...] | None:
         """Split a spelled-out run into 2+ rule words, if one of its spellings is exactly that."""
+        longest = max(map(len, self.split_words), default=0)
         for option in sorted(options):
+            if len(option) > _MAX_SPLIT:
+                continue
             best: list[tuple[str, ...] | None] = [()] + [None] * len(option)
             for end in range(1, len(option) + 1):
-                for start in range(end):
+                for start in range(max(0, end - longest), end):
                     prefix = best[start]
                     if prefix is not None and option[start:end] in self.split_words:
                         best[end] = (*prefix, option[start:end])
@@ -193,7 +203,7 @@ class Index:
 
     def find(self, scan: Scan) -> dict[int, list[Span]]:
         """Every occurrence of every term in the scanned prompt, as spans of positions."""
-        found: dict[int, list[Span]] = {i: list(scan.ages) for i in self.age_terms}
+        found: dict[int, list[Span]] = {i: list(scan.ages) for i in self.age_terms if scan.ages}
         for pos, (forms, stems) in enumerate(zip(scan.forms, scan.stems, strict=True)):
             heads: set[int] = set()
             for key in stems:
