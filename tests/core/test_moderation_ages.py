@@ -12,9 +12,9 @@ from tests.core.test_moderation import REAL
 
 AGE_ONLY = Ruleset((Rule(id="age", category="sexual_minors", any_of=("@minor_age",)),))
 WORDS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
-    " fifteen sixteen seventeen"
-).split()
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+)  # fmt: skip
 
 
 def spans(prompt: str) -> tuple[tuple[int, int], ...]:
@@ -55,7 +55,7 @@ def spans(prompt: str) -> tuple[tuple[int, int], ...]:
         "first graders",
         "her 12th birthday",
         "sixteenth birthday",
-        "Ａｇｅｄ ｎｉｎｅ",
+        "\uff21\uff47\uff45\uff44 \uff4e\uff49\uff4e\uff45",  # full-width
     ],
 )
 def test_minor_ages_are_found(prompt: str) -> None:
