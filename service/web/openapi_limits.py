@@ -22,7 +22,7 @@ RATE_LIMIT_HEADERS: dict[str, Schema] = {
         "schema": _COUNT,
     },
     "RateLimit-Reset": {
-        "description": "Seconds until the limiter frees a request again (0: nothing counted).",
+        "description": "About how many seconds until a request is freed (0: no wait).",
         "schema": _COUNT,
     },
     "RateLimit-Policy": {

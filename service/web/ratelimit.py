@@ -54,7 +54,8 @@ class Quota:
     #: requests allowed at once: the burst
     limit: int
     remaining: int
-    #: seconds until the limiter frees a request again (0: nothing is being counted)
+    #: about how many seconds until the limiter frees a request again: the library's estimate
+    #: (0: nothing to wait for)
     reset_s: int
     window_s: int
 
