@@ -35,6 +35,7 @@ from service.web.context import Services
 from service.web.errors import EXCEPTION_HANDLERS
 from service.web.middleware import RequestContext
 from service.web.openapi import build_spec
+from service.web.ratelimit import KeyLimiter, RateLimitHeaders
 from service.web.routes import ROUTES
 from service.workers import Waker, Workers
 
@@ -192,6 +193,7 @@ def create_app(
     wake_sender = None if with_workers else WakeSender(wake_address(settings.storage.database_path))
     forward = None if wake_sender is None else wake_sender.send
     background = build_background(settings, store, client, clock, metrics, forward)
+    limiter = KeyLimiter.from_settings(settings.api)
     upstream, workers = background.upstream, background.workers
     simulator = create_simulator_app(simulator_config(settings, simulator_base(settings)))
 
@@ -216,6 +218,8 @@ def create_app(
                 wake_sender.close()
             await simulator.state.simulator.aclose()
             await client.aclose()
+            if limiter is not None:
+                await limiter.close()
             await store.close()
             log.info("app.stopped")
 
@@ -224,7 +228,7 @@ def create_app(
         routes.append(Mount("/simulator", simulator))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContext)],
+        middleware=[Middleware(RequestContext), Middleware(RateLimitHeaders)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
@@ -240,6 +244,7 @@ def create_app(
             targets=TargetPolicy.from_settings(settings.delivery.allowed_networks),
             secret_overlap_ms=settings.delivery.secret_overlap_seconds * 1000,
         ),
+        limiter=limiter,
     )
     app.state.metrics = metrics
     app.state.openapi = build_spec(list(settings.pricing.models), list(policy.tasks.providers))

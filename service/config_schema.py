@@ -90,6 +90,21 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _limit_storage(value: Any) -> str:
+    """Where rate-limit counters live: ``""`` (this process's memory) or a Redis URL."""
+    text = _text(value).strip()
+    if text and not text.startswith(("redis://", "rediss://", "redis+unix://")):
+        raise ValueError("must be empty (in memory) or a redis://, rediss:// or redis+unix:// URL")
+    return text
+
+
+def _key_prefix(value: Any) -> str:
+    text = _text(value)
+    if not 1 <= len(text) <= 64 or not all(c.isalnum() or c in "_-.:" for c in text):
+        raise ValueError("must be 1 to 64 letters, digits or _ - . :")
+    return text
+
+
 SCHEMA: dict[str, dict[str, Convert]] = {
     "service": {
         "environment": _choice("production", "development"),
@@ -105,12 +120,20 @@ SCHEMA: dict[str, dict[str, Convert]] = {
     "api": {
         "max_body_bytes": _integer(1024, 64 * 1024 * 1024),
         "idempotency_ttl_seconds": _integer(60, 30 * 86400),
+        "rate_limit": _integer(0, 1_000_000),
+        "rate_limit_burst": _integer(1, 3_600_000_000),
+        "rate_limit_storage": _limit_storage,
+        "rate_limit_prefix": _key_prefix,
     },
     "logging": {
         "format": _choice("json", "console"),
         "level": _choice("debug", "info", "warning", "error"),
     },
-    "tasks": {"default_provider": _text, "providers": _names},
+    "tasks": {
+        "default_provider": _text,
+        "providers": _names,
+        "max_in_flight_per_account": _integer(0, 10_000_000),
+    },
     "upstream": {
         "callback_deadline_seconds": _integer(1, 7 * 86400),
         "poll_interval_seconds": _integer(1, 86400),

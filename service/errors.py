@@ -19,6 +19,8 @@ use cases raise meaningful errors without knowing about HTTP.
     ├── UnsupportedMediaType    415
     ├── ValidationFailed        422  well-formed but invalid
     │   └── PromptBlocked       422  moderation said no (neutral message)
+    ├── RateLimited             429  the key spent its request budget (``Retry-After``)
+    ├── TooManyTasks            429  the account has max_in_flight_per_account tasks unfinished
     └── StoreError              500  the database failed (never caused by input)
         └── StoreBusy           503  the write lock stayed taken past the busy timeout
 """
@@ -103,6 +105,32 @@ class PromptBlocked(ValidationFailed):
 
     def __init__(self) -> None:
         super().__init__("The prompt was blocked by the content policy.", field="prompt")
+
+
+class RateLimited(TaskhookError):
+    """The API key made more requests than ``[api] rate_limit`` allows; ``retry_after`` is the
+    whole seconds (at least 1) until the next one would be let through."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many requests for this API key: retry in {retry_after} s.")
+        self.retry_after = retry_after
+
+
+class TooManyTasks(TaskhookError):
+    """The account has ``[tasks] max_in_flight_per_account`` tasks queued, submitted or running:
+    a new one is refused, before any charge, until one of them finishes."""
+
+    status_code = 429
+    code = "too_many_tasks"
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(
+            f"This account already has {cap} unfinished tasks, the most it may have at once;"
+            " submit again when one finishes."
+        )
 
 
 class StoreError(TaskhookError):

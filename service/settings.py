@@ -81,6 +81,20 @@ class StorageSettings:
 class ApiSettings:
     max_body_bytes: int
     idempotency_ttl_seconds: int
+    #: requests a second each API key may make on average (0: no limit)
+    rate_limit: int
+    #: requests a key may make at once after a quiet spell; a whole multiple of ``rate_limit``
+    rate_limit_burst: int
+    #: where the counters live: "" (this process's memory) or a redis:// URL (shared)
+    rate_limit_storage: str
+    #: what Redis keys start with, so deployments sharing one Redis keep their counts apart
+    rate_limit_prefix: str
+
+    @property
+    def rate_limit_window_seconds(self) -> int:
+        """The window a burst is counted over: ``burst`` requests per ``burst / rate``
+        seconds is ``rate`` a second on average, with ``burst`` allowed at once."""
+        return self.rate_limit_burst // self.rate_limit if self.rate_limit else 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,8 @@ class LogSettings:
 class TaskSettings:
     default_provider: str
     providers: tuple[str, ...]
+    #: queued, submitted or running tasks an account may have at once (0: no cap)
+    max_in_flight_per_account: int
 
 
 @dataclass(frozen=True)
@@ -270,7 +286,7 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         config_path=path,
         service=service,
         storage=storage,
-        api=ApiSettings(**v["api"]),
+        api=_api_settings(v["api"]),
         logging=LogSettings(**v["logging"]),
         tasks=tasks,
         upstream=upstream,
@@ -292,6 +308,20 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
             if key.strip()
         ),
     )
+
+
+def _api_settings(values: dict[str, Any]) -> ApiSettings:
+    api = ApiSettings(**values)
+    rate, burst = api.rate_limit, api.rate_limit_burst
+    if rate and (burst < rate or burst % rate):
+        # The library counts windows of whole seconds: burst ÷ rate must be one.
+        raise ConfigError(
+            f"api.rate_limit_burst: must be a whole multiple of api.rate_limit ({rate}),"
+            f" so that the window, burst ÷ rate seconds, is whole; got {burst}"
+        )
+    if rate and burst // rate > 86400:
+        raise ConfigError("api.rate_limit_burst: at most a day's worth of api.rate_limit")
+    return api
 
 
 _EXTERNAL_PROVIDERS = ("kie", "banana2", "nanobananapro")

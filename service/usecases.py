@@ -27,6 +27,7 @@ from service.errors import (
     MalformedRequest,
     NotFound,
     PromptBlocked,
+    TooManyTasks,
     ValidationFailed,
 )
 from service.outbox import record_event
@@ -71,7 +72,9 @@ async def submit_task(
     idempotency_key: str | None,
 ) -> Submitted:
     """Validate, screen, price and accept a task: task, charge, timeline entry, ``task.queued``
-    event and idempotency record are written in one transaction, or nothing is."""
+    event and idempotency record are written in one transaction, or nothing is. A replay of an
+    Idempotency-Key is answered before any check; the in-flight cap is checked inside the
+    transaction (one writer at a time, so two submissions cannot both take the last place)."""
     now = clock()
     fingerprint = request_fingerprint(body)
     if idempotency_key is not None:
@@ -98,6 +101,7 @@ async def submit_task(
             )
             if raced is not None:
                 return Submitted(raced, replayed=True)
+        await _check_in_flight(tx, account_id, policy.tasks.max_in_flight_per_account)
         task = Task(
             id=new_id("task", now),
             account_id=account_id,
@@ -132,6 +136,13 @@ async def submit_task(
                 IdempotencyRecord(account_id, idempotency_key, fingerprint, task.id, now)
             )
     return Submitted(task, replayed=False)
+
+
+async def _check_in_flight(reads: Reads, account_id: str, cap: int) -> None:
+    """``[tasks] max_in_flight_per_account``: refuse a new task while the account has ``cap``
+    unfinished ones (0: no cap)."""
+    if cap and await reads.count_in_flight(account_id, cap) >= cap:
+        raise TooManyTasks(cap)
 
 
 def _check_idempotency_key(key: str) -> None:

@@ -205,6 +205,11 @@ class Reads(Protocol):
         """A task whatever its account: for callbacks (the token is the authority) and workers."""
         ...
 
+    async def count_in_flight(self, account_id: str, up_to: int) -> int:
+        """How many of the account's tasks are queued, submitted or running, counting no
+        further than ``up_to`` (the cap being checked): a bounded read of an index."""
+        ...
+
     async def get_callback(self, account_id: str, callback_id: str) -> CallbackRecord | None: ...
     async def get_endpoint(self, account_id: str, endpoint_id: str) -> Endpoint | None:
         """The account's endpoint; a deleted one is as good as never created."""

@@ -121,6 +121,9 @@ class SqliteStore:
     async def get_task_by_id(self, task_id: str) -> Task | None:
         return await self._r.get_task_by_id(task_id)
 
+    async def count_in_flight(self, account_id: str, up_to: int) -> int:
+        return await self._r.count_in_flight(account_id, up_to)
+
     async def get_callback(self, account_id: str, callback_id: str) -> CallbackRecord | None:
         return await self._r.get_callback(account_id, callback_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import asdict
 
+from service.core.ledger import TaskStatus
 from service.core.pagination import PageRequest
 from service.core.tasks import Task
 from service.store.base import CallbackRecord, Claimed, Keep, TaskFilter
@@ -15,6 +16,14 @@ from service.store.rows import (
     callback_from_row,
     task_from_row,
     to_json,
+)
+
+#: the account's unfinished tasks, counted through ``tasks_by_account_status`` alone (one range
+#: per status) and no further than the cap asks
+IN_FLIGHT = (
+    "SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE account_id = ? AND status IN ("  # noqa: S608
+    + ", ".join(f"'{s}'" for s in TaskStatus if not s.terminal)  # fixed names, not input
+    + ") LIMIT ?)"
 )
 
 
@@ -34,6 +43,10 @@ class TaskQueries(Sql):
             (task_id,),
         )
         return task_from_row(row) if row else None
+
+    async def count_in_flight(self, account_id: str, up_to: int) -> int:
+        row = await self._one(IN_FLIGHT, (account_id, up_to))
+        return int(row[0]) if row else 0
 
     async def update_task(
         self, task: Task, *, next_check_at: int | Keep | None = Keep.SCHEDULE

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from service.core.ledger import TaskStatus
 from service.core.pagination import CURSOR_PATTERN
 from service.web.openapi_events import event_paths, event_schemas
+from service.web.openapi_limits import with_rate_limits
 from service.web.openapi_schemas import (
     LIST_ERRORS,
     Schema,
@@ -130,7 +131,7 @@ def _endpoint_paths() -> Schema:
 
 def build_spec(models: list[str], providers: list[str]) -> Schema:
     """The whole document; models and providers come from config so the enums stay true."""
-    return {
+    document: Schema = {
         "openapi": "3.1.0",
         "info": {
             "title": "taskhook",
@@ -360,6 +361,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
             **event_paths(_LIST_PARAMS),
         },
     }
+    return {**document, "paths": with_rate_limits(document["paths"])}
 
 
 async def openapi_json(request: Request) -> Response:

@@ -109,6 +109,7 @@ async def soak(plan: Plan, run_dir: Path) -> Report:
             _processes_check(faults),
             _garbage_check(garbage),
             _load_check(load),
+            _limits_check(api, load),
         ]
         report.sections = {
             "run": {
@@ -194,6 +195,20 @@ def _processes_check(faults: Faults) -> Check:
     check.problems.extend(
         f"{what}: {n}" for what, n in faults.counts.items() if what.startswith("unexpected")
     )
+    return check
+
+
+def _limits_check(api: Api, load: Load) -> Check:
+    check = Check("rate-limited answers carried what the contract says (and were waited out)")
+    check.problems.extend(api.limited.problems)
+    check.figures |= {
+        "429 rate_limited waited out": api.limited.answers,
+        "seconds waited on Retry-After": round(api.limited.waited_s, 1),
+        "2xx /v1 answers with RateLimit-* checked": api.limited.quotas_seen,
+        "429 too_many_tasks to submissions": sum(
+            s.answers.count("429 too_many_tasks") for s in load.submissions
+        ),
+    }
     return check
 
 

@@ -4,13 +4,19 @@
 ordinary outcome to be counted and, for submissions, retried; it is kept apart from every real
 status code, because the checks judge status codes ("never a 5xx for bad input") and must not
 mistake a killed process for a server error.
+
+A 429 ``rate_limited`` is waited out here, for every client of the soak alike: the request is
+sent again, unchanged (the same Idempotency-Key), after the ``Retry-After`` it named. Each one
+is counted, and one that breaks the contract (no whole-second ``Retry-After``, no
+``RateLimit-*`` headers) is kept as a problem and handed back as it came.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -18,6 +24,9 @@ import httpx
 #: answers after which a request is safe to send again: nothing was done, or it was a read
 BUSY = frozenset({503})
 BUSY_OR_DOWN = frozenset({503, None})
+#: the most one request waits out in 429s before its last answer is handed back
+RATE_LIMITED_BUDGET_S = 30.0
+LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,23 @@ class Answer:
     def field(self, name: str) -> Any:
         return self.body.get(name) if isinstance(self.body, dict) else None
 
+    @property
+    def code(self) -> str | None:
+        error = self.field("error")
+        return error.get("code") if isinstance(error, dict) else None
+
+
+@dataclass
+class Limited:
+    """What the rate limit did to the soak's requests."""
+
+    #: 429 rate_limited answers waited out, and the seconds spent waiting
+    answers: int = 0
+    waited_s: float = 0.0
+    #: 2xx answers to /v1 checked for their RateLimit-* headers
+    quotas_seen: int = 0
+    problems: list[str] = field(default_factory=list)
+
 
 class Api:
     def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
@@ -46,6 +72,7 @@ class Api:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         )
+        self.limited = Limited()
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -61,17 +88,35 @@ class Api:
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> Answer:
-        """One request. ``body`` is sent as JSON; ``content`` as raw bytes with whatever
-        ``headers`` say (the garbage cases need both)."""
+        """One request, sent again while it is rate limited. ``body`` is sent as JSON;
+        ``content`` as raw bytes with whatever ``headers`` say (the garbage cases need both)."""
         sent = dict(headers or {})
         if key is not None:
             sent.setdefault("Authorization", f"Bearer {key}")
         if body is not None:
             content = json.dumps(body).encode()
             sent.setdefault("Content-Type", "application/json")
+        give_up = time.monotonic() + RATE_LIMITED_BUDGET_S
+        while True:
+            answer = await self._once(method, path, content, sent, params)
+            wait = self._rate_limited(answer, f"{method} {path}")
+            if wait is None or time.monotonic() + wait > give_up:
+                return answer
+            self.limited.answers += 1
+            self.limited.waited_s += wait
+            await asyncio.sleep(wait)
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        params: dict[str, str] | None,
+    ) -> Answer:
         try:
             response = await self._client.request(
-                method, path, content=content, headers=sent, params=params
+                method, path, content=content, headers=headers, params=params
             )
         except httpx.TransportError as exc:
             return Answer(None, error=type(exc).__name__)
@@ -82,6 +127,24 @@ class Api:
         except ValueError:
             parsed = response.text
         return Answer(response.status_code, parsed, dict(response.headers))
+
+    def _rate_limited(self, answer: Answer, what: str) -> int | None:
+        """The seconds to wait if ``answer`` is a well-formed 429 rate_limited; checks the
+        RateLimit-* headers of a /v1 success on the way."""
+        headers = answer.headers or {}
+        if answer.ok and what.split(" ", 1)[1].startswith("/v1/"):
+            self.limited.quotas_seen += 1
+            if not all(name in headers for name in LIMIT_HEADERS):
+                self.limited.problems.append(f"{what} → {answer.status} without RateLimit-*")
+        if answer.status != 429 or answer.code != "rate_limited":
+            return None
+        retry_after = headers.get("retry-after", "")
+        if not retry_after.isdigit() or int(retry_after) < 1:
+            self.limited.problems.append(f"{what} → 429 with Retry-After {retry_after!r}")
+            return None
+        if headers.get("ratelimit-remaining") != "0":
+            self.limited.problems.append(f"{what} → 429 with RateLimit-Remaining missing or > 0")
+        return int(retry_after)
 
     async def settled(
         self, method: str, path: str, *, retry_on: frozenset[int | None], **kwargs: Any

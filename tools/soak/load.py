@@ -120,7 +120,7 @@ class Load:
                 twin = False
             else:
                 answer = await self._post(sub, sub.body)
-            sub.answers.append("no answer" if answer.status is None else str(answer.status))
+            sub.answers.append(_label(answer))
             if answer.status == 202:
                 sub.task_id, sub.cost = answer.field("id"), answer.field("cost_credits")
                 break
@@ -194,3 +194,10 @@ class Load:
             **{f"answers {k}": v for k, v in sorted(answers.items())},
             **{f"re-send {k}": v for k, v in sorted(self.resends.items())},
         }
+
+
+def _label(answer: Answer) -> str:
+    """How an answer is counted: its status, and for a 429 which limit it was."""
+    if answer.status is None:
+        return "no answer"
+    return f"429 {answer.code}" if answer.status == 429 else str(answer.status)

@@ -1,13 +1,19 @@
 """How long, how hard, and with which settings a soak runs.
 
 The service runs with ``config/dev.toml`` (loopback targets allowed, timings in seconds) and
-only two overrides, both about fitting the delivery schedule to a run of minutes:
+a few overrides. Two fit the delivery schedule to a run of minutes:
 
 - a delivery retry schedule a little longer than dev's four attempts in 7 s, so a flaky
   subscriber (about 40 % failed answers) or a short outage is ridden out by retries rather than
   by exhausting the schedule on nearly every run (exhaustion still happens now and then, and the
   soak then recovers those deliveries the documented way, ``POST /v1/endpoints/{id}/recover``);
 - a 2 s request timeout instead of 5 s, so silent subscribers cost seconds, not the run.
+
+Two make the limits bite now and then, so their answers are soaked too: a rate limit per key
+low enough that the busiest account's bursts (its submissions, garbage and subscriber calls
+together, a few a second) sometimes go past it, and an in-flight cap per account that a worker
+outage (tasks pile up while it is down) can reach. Every client honours ``Retry-After``
+(``tools.soak.api``); the load retries a ``too_many_tasks`` as it does a busy answer.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from dataclasses import dataclass
 
 SCHEDULE_SECONDS = (0, 1, 2, 4, 8, 8)
 REQUEST_TIMEOUT_S = 2
+#: requests a second per key, and the burst (dev.toml's is far above anything the soak sends)
+RATE_LIMIT = (8, 16)
+MAX_IN_FLIGHT = 12
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,9 @@ class Plan:
         return {
             "TASKHOOK__DELIVERY__SCHEDULE_SECONDS": ",".join(map(str, SCHEDULE_SECONDS)),
             "TASKHOOK__DELIVERY__REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT_S),
+            "TASKHOOK__API__RATE_LIMIT": str(RATE_LIMIT[0]),
+            "TASKHOOK__API__RATE_LIMIT_BURST": str(RATE_LIMIT[1]),
+            "TASKHOOK__TASKS__MAX_IN_FLIGHT_PER_ACCOUNT": str(MAX_IN_FLIGHT),
         }
 
     @property
