@@ -21,6 +21,7 @@ from service.endpoints import EndpointPolicy
 from service.errors import ConfigError
 from service.logs import get_logger
 from service.metrics import Metrics
+from service.moderation.external import ExternalModeration
 from service.providers.registry import build_providers, simulator_base
 from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.retention import Retention
@@ -53,6 +54,17 @@ def provider_client(settings: Settings) -> httpx.AsyncClient:
     """The one client all provider calls share: no redirects, no proxies from the environment."""
     return httpx.AsyncClient(
         timeout=float(settings.upstream.request_timeout_seconds),
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+
+
+def moderation_client(settings: Settings) -> httpx.AsyncClient:
+    """The client of the external moderation stage; like the providers', it follows no
+    redirects (one could carry the key elsewhere) and takes no proxies from the environment."""
+    return httpx.AsyncClient(
+        timeout=settings.external_moderation.timeout_seconds,
         follow_redirects=False,
         trust_env=False,
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
@@ -115,7 +127,11 @@ def build_background(
     return Background(upstream, workers, sender, waker)
 
 
-def task_policy(settings: Settings, providers: tuple[str, ...]) -> TaskPolicy:
+def task_policy(
+    settings: Settings,
+    providers: tuple[str, ...],
+    external_moderation: ExternalModeration | None = None,
+) -> TaskPolicy:
     if settings.tasks.default_provider not in providers:
         raise ConfigError(
             f"tasks.default_provider: {settings.tasks.default_provider!r} is not enabled "
@@ -126,6 +142,7 @@ def task_policy(settings: Settings, providers: tuple[str, ...]) -> TaskPolicy:
         pricing=settings.pricing,
         moderation=settings.moderation,
         idempotency_ttl_ms=settings.api.idempotency_ttl_seconds * 1000,
+        external_moderation=external_moderation,
     )
 
 
@@ -137,6 +154,7 @@ def create_app(
     ``workers.in_serve``) says not."""
     store: Store = open_store(settings)
     client = provider_client(settings)
+    moderating = moderation_client(settings) if settings.external_moderation.enabled else None
     metrics = Metrics()
     with_workers = settings.workers.in_serve if run_workers is None else run_workers
     # Without its own workers, this process wakes the `worker` process's after a commit.
@@ -166,6 +184,7 @@ def create_app(
             environment=settings.service.environment,
             providers=sorted(upstream.providers),
             workers=with_workers,
+            external_moderation=moderating is not None,
         )
         try:
             yield
@@ -175,6 +194,8 @@ def create_app(
                 wake_sender.close()
             await simulator.state.simulator.aclose()
             await client.aclose()
+            if moderating is not None:
+                await moderating.aclose()
             await store.close()
             log.info("app.stopped")
 
@@ -188,7 +209,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # "/v1/tasks/" is a 404 in the error shape, not a 307
-    policy = task_policy(settings, tuple(upstream.providers))
+    second_stage = (
+        None if moderating is None else ExternalModeration(settings.external_moderation, moderating)
+    )
+    policy = task_policy(settings, tuple(upstream.providers), second_stage)
     app.state.services = Services(
         settings=settings,
         store=store,
