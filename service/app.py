@@ -22,6 +22,7 @@ from service.endpoints import EndpointPolicy
 from service.errors import ConfigError
 from service.logs import get_logger
 from service.metrics import Metrics
+from service.moderation.external import ExternalModeration
 from service.providers.registry import build_providers, enabled_providers, simulator_base
 from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.retention import Retention
@@ -64,6 +65,17 @@ def provider_client(settings: Settings) -> httpx.AsyncClient:
     """The one client all provider calls share: no redirects, no proxies from the environment."""
     return httpx.AsyncClient(
         timeout=float(settings.upstream.request_timeout_seconds),
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+
+
+def moderation_client(settings: Settings) -> httpx.AsyncClient:
+    """The client of the external moderation stage; like the providers', it follows no
+    redirects (one could carry the key elsewhere) and takes no proxies from the environment."""
+    return httpx.AsyncClient(
+        timeout=settings.external_moderation.timeout_seconds,
         follow_redirects=False,
         trust_env=False,
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
@@ -152,13 +164,18 @@ def default_provider(settings: Settings, providers: tuple[str, ...]) -> str:
     return chosen
 
 
-def task_policy(settings: Settings, providers: tuple[str, ...]) -> TaskPolicy:
+def task_policy(
+    settings: Settings,
+    providers: tuple[str, ...],
+    external_moderation: ExternalModeration | None = None,
+) -> TaskPolicy:
     chosen = default_provider(settings, providers)
     return TaskPolicy(
         tasks=replace(settings.tasks, default_provider=chosen, providers=providers),
         pricing=settings.pricing,
         moderation=settings.moderation,
         idempotency_ttl_ms=settings.api.idempotency_ttl_seconds * 1000,
+        external_moderation=external_moderation,
     )
 
 
@@ -187,6 +204,7 @@ def create_app(
     policy = task_policy(settings, enabled_providers(settings))  # first: it may refuse to start
     store: Store = open_store(settings)
     client = provider_client(settings)
+    moderating = moderation_client(settings) if settings.external_moderation.enabled else None
     metrics = Metrics()
     with_workers = settings.workers.in_serve if run_workers is None else run_workers
     # Without its own workers, this process wakes the `worker` process's after a commit.
@@ -209,6 +227,7 @@ def create_app(
             environment=settings.service.environment,
             providers=sorted(upstream.providers),
             workers=with_workers,
+            external_moderation=moderating is not None,
         )
         try:
             yield
@@ -220,6 +239,8 @@ def create_app(
             await client.aclose()
             if limiter is not None:
                 await limiter.close()
+            if moderating is not None:
+                await moderating.aclose()
             await store.close()
             log.info("app.stopped")
 
@@ -233,6 +254,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # "/v1/tasks/" is a 404 in the error shape, not a 307
+    second_stage = (
+        None if moderating is None else ExternalModeration(settings.external_moderation, moderating)
+    )
+    policy = replace(policy, external_moderation=second_stage)
     app.state.services = Services(
         settings=settings,
         store=store,

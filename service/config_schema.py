@@ -57,6 +57,23 @@ def _fraction(value: Any) -> float:
     return float(number)
 
 
+def _seconds(low: float, high: float) -> Convert:
+    def convert(value: Any) -> float:
+        try:
+            number = float(value) if isinstance(value, str) else value
+        except ValueError:
+            number = None
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, int | float)
+            or not low <= number <= high
+        ):
+            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}")
+        return float(number)
+
+    return convert
+
+
 def _networks(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
@@ -176,6 +193,11 @@ SCHEMA: dict[str, dict[str, Convert]] = {
         "progress_steps": _integer(0, 10),
         "failure_rate": _fraction,
         "max_pending_callbacks": _integer(1, 100_000),
+    },
+    "moderation": {
+        "on_error": _choice("block", "allow"),
+        "timeout_seconds": _seconds(0.05, 60),
+        "model": _text,
     },
     "files": {"pricing": _text, "moderation": _text},
 }

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from service.config_schema import SCHEMA, SHORTCUTS
 from service.core.moderation import Ruleset
@@ -159,6 +160,24 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class ExternalModerationSettings:
+    """The second moderation stage (``[moderation]``): an OpenAI-compatible moderation API,
+    called after the rules allowed a prompt. Off while ``url`` is ``None``."""
+
+    on_error: str
+    timeout_seconds: float
+    model: str
+    #: the endpoint POSTed to (TASKHOOK_MODERATION_URL), e.g. https://api.openai.com/v1/moderations
+    url: str | None = None
+    #: sent as a bearer token (TASKHOOK_MODERATION_API_KEY); ``None`` sends none
+    api_key: Secret | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None
+
+
+@dataclass(frozen=True)
 class SimulatorSettings:
     enabled: bool
     latency_ms: int
@@ -191,6 +210,7 @@ class Settings:
     providers: Mapping[str, ProviderConfig]
     pricing: PricingTable
     moderation: Ruleset
+    external_moderation: ExternalModerationSettings
     secret_key: Secret
     #: earlier secret keys, still accepted for callback tokens (TASKHOOK_SECRET_KEY_PREVIOUS)
     previous_secret_keys: tuple[Secret, ...] = ()
@@ -301,6 +321,7 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         providers=_provider_configs(env, upstream),
         pricing=pricing,
         moderation=moderation,
+        external_moderation=_external_moderation(env, v["moderation"]),
         secret_key=secret_key,
         previous_secret_keys=tuple(
             Secret(key.strip())
@@ -348,6 +369,31 @@ def _provider_configs(
             timestamp_tolerance_s=upstream.timestamp_tolerance_seconds,
         )
     return found
+
+
+def _external_moderation(
+    env: Mapping[str, str], section: dict[str, Any]
+) -> ExternalModerationSettings:
+    """``[moderation]`` and, from the environment, the API's URL and key. The URL is the full
+    endpoint, not a base: compatible services and gateways put it under different paths (the
+    OpenAI SDK's own base URL already ends in ``/v1``), so appending one would guess."""
+    url = env.get("TASKHOOK_MODERATION_URL", "").strip()
+    key = env.get("TASKHOOK_MODERATION_API_KEY", "").strip()
+    if not url:
+        return ExternalModerationSettings(**section)
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unbalanced "[" or a port that is not a number
+        usable = False
+    if not usable:
+        raise ConfigError("TASKHOOK_MODERATION_URL: must be an http(s) URL")
+    if parts.path in ("", "/"):
+        raise ConfigError(
+            "TASKHOOK_MODERATION_URL: give the full endpoint, e.g. "
+            "https://api.openai.com/v1/moderations"
+        )
+    return ExternalModerationSettings(**section, url=url, api_key=Secret(key) if key else None)
 
 
 def _simulator_secret(env: Mapping[str, str], secret_key: Secret) -> Secret:

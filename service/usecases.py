@@ -6,7 +6,6 @@ web routes and the workers share one implementation of every operation.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +16,10 @@ from service.core.events import task_event
 from service.core.ids import is_id, new_id
 from service.core.keys import issue_key
 from service.core.ledger import Outcome, initial_state
-from service.core.moderation import Ruleset, screen
+from service.core.moderation import Ruleset
 from service.core.pagination import PageRequest
 from service.core.pricing import PricingTable
-from service.core.tasks import Task, TaskSpec, parse_task_request, request_fingerprint
+from service.core.tasks import Task, parse_task_request, request_fingerprint
 from service.core.timeline import EntryKind, TimelineEntry
 from service.errors import (
     IdempotencyConflict,
@@ -30,13 +29,14 @@ from service.errors import (
     TooManyTasks,
     ValidationFailed,
 )
+from service.moderation.decisions import kept_if_refused, record, screen_prompt
+from service.moderation.external import ExternalModeration
 from service.outbox import record_event
 from service.settings import TaskSettings
 from service.store.base import (
     Account,
     ApiKey,
     IdempotencyRecord,
-    ModerationBlock,
     Reads,
     Store,
     TaskFilter,
@@ -53,6 +53,8 @@ class TaskPolicy:
     pricing: PricingTable
     moderation: Ruleset
     idempotency_ttl_ms: int
+    #: the second moderation stage, when one is configured
+    external_moderation: ExternalModeration | None = None
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,16 @@ async def submit_task(
     clock: Clock,
     *,
     account_id: str,
+    key_id: str | None,
     body: Any,
     idempotency_key: str | None,
 ) -> Submitted:
     """Validate, screen, price and accept a task: task, charge, timeline entry, ``task.queued``
-    event and idempotency record are written in one transaction, or nothing is. A replay of an
-    Idempotency-Key is answered before any check; the in-flight cap is checked inside the
-    transaction (one writer at a time, so two submissions cannot both take the last place)."""
+    event, idempotency record and the screening's decisions are written in one transaction, or
+    nothing is but the decisions (see ``service.moderation.decisions``). ``key_id``: the API
+    key submitting, kept on the decisions. A replay of an Idempotency-Key is answered before
+    any check; the in-flight cap is checked inside the transaction (one writer at a time, so
+    two submissions cannot both take the last place)."""
     now = clock()
     fingerprint = request_fingerprint(body)
     if idempotency_key is not None:
@@ -91,10 +96,22 @@ async def submit_task(
         providers=policy.tasks.providers,
         default_provider=policy.tasks.default_provider,
     )
-    await _screen(store, spec, account_id, policy.moderation, now)
+    screening = await screen_prompt(
+        spec.prompt,
+        policy.moderation,
+        policy.external_moderation,
+        clock,
+        account_id=account_id,
+        key_id=key_id,
+        now=now,
+    )
+    if not screening.allowed:
+        await record(store, screening.decisions)
+        raise PromptBlocked()
     cost = policy.pricing.price(spec.model, spec.type, spec.resolution, spec.num_images)
 
-    async with store.transaction() as tx:
+    async with kept_if_refused(store, screening.decisions), store.transaction() as tx:
+        await tx.insert_moderation_decisions(screening.decisions)
         if idempotency_key is not None:
             raced = await _idempotent_task(
                 tx, account_id, idempotency_key, fingerprint, policy, now
@@ -165,23 +182,6 @@ async def _idempotent_task(
             field="Idempotency-Key",
         )
     return await reads.get_task(account_id, record.task_id)
-
-
-async def _screen(store: Store, spec: TaskSpec, account_id: str, rules: Ruleset, now: int) -> None:
-    verdict = screen(spec.prompt, rules)
-    if verdict.allowed:
-        return
-    block = ModerationBlock(
-        id=new_id("mod", now),
-        account_id=account_id,
-        rule_id=verdict.rule_id or "",
-        category=verdict.category or "",
-        prompt_sha256=hashlib.sha256(spec.prompt.encode()).hexdigest(),
-        created_at=now,
-    )
-    async with store.transaction() as tx:
-        await tx.insert_moderation_block(block)
-    raise PromptBlocked()
 
 
 async def get_task(store: Store, account_id: str, task_id: str) -> Task:

@@ -49,14 +49,39 @@ class IdempotencyRecord:
     created_at: int
 
 
+#: a screening decision's verdict, and the stage that made it
+MODERATION_VERDICTS = ("allowed", "blocked")
+MODERATION_STAGES = ("rules", "external")
+
+
 @dataclass(frozen=True)
-class ModerationBlock:
+class ModerationDecision:
+    """One stage's verdict on one submitted prompt, kept whatever it was: the audit trail. The
+    prompt itself is kept only as its SHA-256."""
+
     id: str
     account_id: str
-    rule_id: str
-    category: str
+    #: the API key that submitted it (``None``: before keys were recorded)
+    key_id: str | None
+    verdict: str
+    stage: str
+    #: the rule that matched, or the external API's flagged category names (comma-separated)
+    rule_id: str | None
+    #: taskhook's category of a block (``None`` when allowed, or blocked for want of an answer)
+    category: str | None
+    #: why the external stage had no answer (``timeout``, ``http_503``…); ``None`` if it had
+    error: str | None
     prompt_sha256: str
     created_at: int
+
+
+@dataclass(frozen=True)
+class DecisionFilter:
+    """The decision log's filters; ``account_id`` ``None`` is every account (admin keys)."""
+
+    account_id: str | None
+    verdict: str | None = None
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,7 +276,9 @@ class Transaction(Reads, Protocol):
     async def insert_timeline(self, entry: TimelineEntry) -> None: ...
     async def insert_event(self, event: Event) -> None: ...
     async def put_idempotency(self, record: IdempotencyRecord) -> None: ...
-    async def insert_moderation_block(self, block: ModerationBlock) -> None: ...
+    async def insert_moderation_decisions(
+        self, decisions: Sequence[ModerationDecision]
+    ) -> None: ...
     async def update_task(
         self, task: Task, *, next_check_at: int | Keep | None = Keep.SCHEDULE
     ) -> None:
@@ -339,7 +366,12 @@ class Store(Reads, Protocol):
     async def list_credit_entries(
         self, account_id: str, page: PageRequest
     ) -> list[CreditEntry]: ...
-    async def list_moderation_blocks(self, account_id: str) -> list[ModerationBlock]: ...
+    async def list_moderation_decisions(
+        self, where: DecisionFilter, page: PageRequest
+    ) -> list[ModerationDecision]:
+        """Newest first, ``limit + 1`` of them so the caller can tell whether more follow."""
+        ...
+
     async def claim_due_tasks(
         self, statuses: tuple[str, ...], now_ms: int, lease_ms: int, limit: int
     ) -> list[Claimed]:

@@ -1,9 +1,10 @@
-"""SQL for accounts, keys, credits, timeline, events, idempotency keys and moderation.
+"""SQL for accounts, keys, credits, timeline, events and idempotency keys.
 
-Together with ``task_queries`` (tasks, claims, callbacks) and ``delivery_queries`` (endpoints,
-deliveries, attempts) this is every statement taskhook runs against SQLite. ``Queries`` wraps one
-connection: the reader for plain reads, the writer inside a transaction. Lists fetch
-``limit + 1`` rows so the caller can tell whether another page exists.
+Together with ``task_queries`` (tasks, claims, callbacks), ``delivery_queries`` (endpoints,
+deliveries, attempts) and ``moderation_queries`` (the decision log) this is every statement
+taskhook runs against SQLite. ``Queries`` wraps one connection: the reader for plain reads, the
+writer inside a transaction. Lists fetch ``limit + 1`` rows so the caller can tell whether
+another page exists.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from service.core.ledger import Outcome, TaskStatus
 from service.core.pagination import PageRequest
 from service.core.timeline import EntryKind as TimelineKind
 from service.core.timeline import TimelineEntry
-from service.store.base import Account, ApiKey, IdempotencyRecord, ModerationBlock
+from service.store.base import Account, ApiKey, IdempotencyRecord
 from service.store.delivery_queries import DeliveryQueries
 from service.store.event_queries import EventQueries
+from service.store.moderation_queries import ModerationQueries
 from service.store.ops_queries import OpsQueries
 from service.store.task_queries import TaskQueries
 
 
-class Queries(TaskQueries, DeliveryQueries, EventQueries, OpsQueries):
+class Queries(TaskQueries, DeliveryQueries, EventQueries, OpsQueries, ModerationQueries):
     """Every query, on one connection (see ``TaskQueries`` for tasks and callbacks,
     ``DeliveryQueries`` for endpoints, deliveries and attempts, ``EventQueries`` for the event
-    log and replays)."""
+    log and replays, ``ModerationQueries`` for the moderation decisions)."""
 
     # -- accounts and keys -------------------------------------------------------------------
 
@@ -113,7 +115,7 @@ class Queries(TaskQueries, DeliveryQueries, EventQueries, OpsQueries):
             for r in rows
         ]
 
-    # -- timeline, events, idempotency, moderation -------------------------------------------
+    # -- timeline, events, idempotency -----------------------------------------------------
 
     async def insert_timeline(self, entry: TimelineEntry) -> None:
         await self._conn.execute(
@@ -188,25 +190,3 @@ class Queries(TaskQueries, DeliveryQueries, EventQueries, OpsQueries):
             " created_at) VALUES (?, ?, ?, ?, ?)",
             (record.account_id, record.key, record.fingerprint, record.task_id, record.created_at),
         )
-
-    async def insert_moderation_block(self, block: ModerationBlock) -> None:
-        await self._conn.execute(
-            "INSERT INTO moderation_log (id, account_id, rule_id, category, prompt_sha256,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                block.id,
-                block.account_id,
-                block.rule_id,
-                block.category,
-                block.prompt_sha256,
-                block.created_at,
-            ),
-        )
-
-    async def list_moderation_blocks(self, account_id: str) -> list[ModerationBlock]:
-        rows = await self._all(
-            "SELECT id, account_id, rule_id, category, prompt_sha256, created_at"
-            " FROM moderation_log WHERE account_id = ? ORDER BY id",
-            (account_id,),
-        )
-        return [ModerationBlock(*tuple(r)) for r in rows]

@@ -24,10 +24,11 @@ from service.store.base import (
     CallbackRecord,
     Claimed,
     ClaimedDelivery,
+    DecisionFilter,
     Delivery,
     EventFilter,
     IdempotencyRecord,
-    ModerationBlock,
+    ModerationDecision,
     OpsCounts,
     TaskFilter,
     Transaction,
@@ -150,8 +151,10 @@ class SqliteStore:
     async def list_credit_entries(self, account_id: str, page: PageRequest) -> list[CreditEntry]:
         return await self._r.list_credit_entries(account_id, page)
 
-    async def list_moderation_blocks(self, account_id: str) -> list[ModerationBlock]:
-        return await self._r.list_moderation_blocks(account_id)
+    async def list_moderation_decisions(
+        self, where: DecisionFilter, page: PageRequest
+    ) -> list[ModerationDecision]:
+        return await self._r.list_moderation_decisions(where, page)
 
     # -- endpoints, deliveries, attempts -----------------------------------------------------
 

@@ -13,6 +13,7 @@ from service.core.ledger import TaskStatus
 from service.core.pagination import CURSOR_PATTERN
 from service.web.openapi_events import event_paths, event_schemas
 from service.web.openapi_limits import with_rate_limits
+from service.web.openapi_moderation import moderation_paths, moderation_schemas
 from service.web.openapi_schemas import (
     LIST_ERRORS,
     Schema,
@@ -139,7 +140,11 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
             "description": "Webhook-driven event service for AI image generation.",
         },
         "components": {
-            "schemas": {**component_schemas(models, providers), **event_schemas()},
+            "schemas": {
+                **component_schemas(models, providers),
+                **event_schemas(),
+                **moderation_schemas(),
+            },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
@@ -359,6 +364,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
             },
             **_endpoint_paths(),
             **event_paths(_LIST_PARAMS),
+            **moderation_paths(_LIST_PARAMS),
         },
     }
     return {**document, "paths": with_rate_limits(document["paths"])}

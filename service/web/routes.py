@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.web import account, callbacks, endpoints, events, metrics, ops, tasks
+from service.web import account, callbacks, endpoints, events, metrics, moderation, ops, tasks
 from service.web.openapi import openapi_json
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -55,4 +55,5 @@ ROUTES = [
     Route("/v1/events/{event_id}/deliveries", events.event_deliveries, methods=["GET"]),
     Route("/v1/events/{event_id}/replay", events.replay_event, methods=["POST"]),
     Route("/v1/deliveries/{delivery_id}/attempts", events.delivery_attempts, methods=["GET"]),
+    Route("/v1/moderation/decisions", moderation.list_moderation_decisions, methods=["GET"]),
 ]

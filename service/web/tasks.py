@@ -25,6 +25,7 @@ async def create_task(request: Request) -> Response:
         svc.policy,
         svc.clock,
         account_id=who.account_id,
+        key_id=who.key_id,
         body=body,
         idempotency_key=request.headers.get("idempotency-key"),
     )

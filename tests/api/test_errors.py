@@ -11,7 +11,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from service.core.pagination import PageRequest
 from service.settings import Settings
+from service.store.base import DecisionFilter, ModerationDecision
 from service.store.sqlite import SqliteStore
 from tests.conftest import Caller, MakeCaller
 
@@ -21,7 +23,14 @@ GOOD: dict[str, Any] = {
     "model": "nano-banana",
     "resolution": "2k",
 }
-TABLES = ("tasks", "credit_entries", "timeline", "events", "idempotency_keys", "moderation_log")
+TABLES = (
+    "tasks",
+    "credit_entries",
+    "timeline",
+    "events",
+    "idempotency_keys",
+    "moderation_decisions",
+)
 
 
 def assert_error(
@@ -58,6 +67,10 @@ async def row_counts(store: SqliteStore) -> dict[str, int]:
         assert row is not None
         counts[table] = int(row[0])
     return counts
+
+
+async def decisions_of(store: SqliteStore, account_id: str) -> list[ModerationDecision]:
+    return await store.list_moderation_decisions(DecisionFilter(account_id), PageRequest(100))
 
 
 async def balance(client: httpx.AsyncClient, who: Caller) -> int:
@@ -172,7 +185,7 @@ async def test_non_numeric_content_length_is_400(client: httpx.AsyncClient, call
 # --- 402 insufficient credits ---------------------------------------------------------------
 
 
-async def test_insufficient_credits_is_402_and_writes_nothing(
+async def test_insufficient_credits_is_402_and_writes_only_its_screening_decision(
     client: httpx.AsyncClient, make_caller: MakeCaller, store: SqliteStore
 ) -> None:
     who = await make_caller(credits=22)
@@ -184,7 +197,8 @@ async def test_insufficient_credits_is_402_and_writes_nothing(
 
     error = assert_error(response, 402, "insufficient_credits")
     assert "23" in error["message"]
-    assert await row_counts(store) == before
+    # the prompt was screened before the charge was refused: that decision is kept
+    assert await row_counts(store) == {**before, "moderation_decisions": 1}
     assert await balance(client, who) == 22
     ledger = (await client.get("/v1/account/ledger", headers=who.headers)).json()["data"]
     assert [e["kind"] for e in ledger] == ["grant"]
@@ -565,8 +579,10 @@ async def test_blocked_prompt_is_422_neutral_charges_nothing_and_is_logged(
     counts = await row_counts(store)
     assert counts["tasks"] == counts["events"] == counts["timeline"] == 0
     assert counts["idempotency_keys"] == 0
-    blocks = await store.list_moderation_blocks(caller.account_id)
+    assert counts["moderation_decisions"] == 1
+    blocks = await decisions_of(store, caller.account_id)
     assert len(blocks) == 1
+    assert (blocks[0].verdict, blocks[0].stage) == ("blocked", "rules")
     assert blocks[0].rule_id == rule_id
     assert blocks[0].category == category
     assert prompt not in repr(blocks[0])  # kept only as a hash
@@ -598,8 +614,8 @@ async def test_moderation_log_is_per_account(
     )
 
     assert ok.status_code == 202
-    assert len(await store.list_moderation_blocks(bad.account_id)) == 1
-    assert await store.list_moderation_blocks(good.account_id) == []
+    assert [d.verdict for d in await decisions_of(store, bad.account_id)] == ["blocked"]
+    assert [d.verdict for d in await decisions_of(store, good.account_id)] == ["allowed"]
 
 
 @pytest.mark.parametrize("prompt", ["a class portrait", "a therapist's office", "nudibranch"])

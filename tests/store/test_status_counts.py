@@ -116,7 +116,7 @@ async def test_the_migration_counts_what_is_already_there(
         conn.execute("BEGIN")
         await _history(Queries(InlineConnection(conn), StoredSecrets(SECRET_BOX)))
         conn.execute("COMMIT")
-        assert migrate(conn) == ["0005_status_counts"]
+        assert migrate(conn)[0] == "0005_status_counts"  # and any later ones
     finally:
         conn.close()
     kept, truth = _counted(db)

@@ -193,7 +193,13 @@ async def _deliver(
     tick()
     request = {"prompt": "a red fox", "model": "nano-banana"}
     submitted = await submit_task(
-        store, policy, clock, account_id=account.id, body=request, idempotency_key=None
+        store,
+        policy,
+        clock,
+        account_id=account.id,
+        key_id=None,
+        body=request,
+        idempotency_key=None,
     )
     task = submitted.task
     assert task.spec.provider == "simulator"
