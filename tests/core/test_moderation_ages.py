@@ -110,3 +110,10 @@ def test_any_minor_age_with_a_sexual_marker_is_sexual_minors(
 def test_adult_ages_are_not_minor_markers(age: int) -> None:
     assert screen(f"a {age} year old", AGE_ONLY).allowed
     assert screen(f"nude photo of a {age} year old woman", REAL).category == "sexual"
+
+
+def test_digits_from_other_scripts() -> None:
+    # Ethiopic "፩" is a digit to str.isdigit() but not a decimal int() can read; Arabic-Indic
+    # "١٢" is a decimal, and twelve.
+    assert minor_ages(["፩", "year", "old"]) == ()
+    assert minor_ages(["١٢", "year", "old"]) == ((0, 3),)

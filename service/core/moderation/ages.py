@@ -40,7 +40,7 @@ _STARTS = frozenset(_NUMBERS) | _ORDINALS.keys() | _ARTICLES | _AGE_WORDS | _GRA
 
 
 def _number(token: str) -> int | None:
-    if token.isdigit() and len(token) <= 3:
+    if token.isdecimal() and len(token) <= 3:
         return int(token)
     return _NUMBERS.get(token)
 
