@@ -14,6 +14,7 @@ reads) or one acquired connection (inside a transaction). Connection failures be
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
@@ -94,7 +95,9 @@ async def leased(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy]:
         yield conn
     except BaseException as exc:
         if is_loss(exc):
-            conn.terminate()
+            # a connection that closed mid-way is already back with the pool, detached
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
         raise
     finally:
         await pool.release(conn)
