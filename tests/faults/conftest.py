@@ -9,7 +9,7 @@ turns an exception that escapes the app into the 500 a real server would send, n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +20,8 @@ from service.settings import Settings, load_settings
 from tests import backends
 from tests.conftest import EXTERNAL_PROVIDERS, settings_env
 from tests.cut_proxy import CutProxy, cut_proxy
+from tests.faults.throwaway_pg import ThrowawayServer
+from tests.faults.throwaway_pg import available as throwaway_available
 
 #: what bounds a request while the database hangs: the pool's timeouts, with room to spare
 HANG_BOUND_S = 15.0
@@ -44,3 +46,17 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://testserver", timeout=HANG_BOUND_S
     ) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def throwaway_pg() -> Iterator[ThrowawayServer]:
+    """A PostgreSQL server of this session's own, running, that tests may stop and start."""
+    why = throwaway_available()
+    if why is not None:
+        pytest.skip(f"no throwaway PostgreSQL: {why}")
+    server = ThrowawayServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.app import create_app
 from service.core.clock import system_clock
 from service.settings import load_settings
+from service.store.postgres.connection import translate
 from service.usecases import create_account, create_api_key
 from tests import backends
 from tests.conftest import settings_env
@@ -103,12 +105,20 @@ class Live:
     http: httpx.AsyncClient
     answers: Answers
     receiver: Receiver
-    data_dir: Path
     account_id: str
+    #: the database itself, not through the proxy (``None``: the test's own schema)
+    direct_url: str | None = None
 
     async def db(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Straight to the server, not through the proxy: what is committed."""
-        return await backends.rows(self.data_dir / "unused.db", sql, *args)
+        if self.direct_url is None:
+            return await backends.rows(Path("unused.db"), sql, *args)
+        statement, _ = translate(sql)
+        conn = await asyncpg.connect(self.direct_url, timeout=5)
+        try:
+            return [tuple(r) for r in await conn.fetch(statement, *args)]
+        finally:
+            await conn.close()
 
     async def settle(self, timeout_s: float) -> list[tuple[Any, ...]]:
         """Wait until every task of the account is terminal and its event delivered."""
@@ -156,7 +166,7 @@ async def live_app(data_dir: Path, database_url: str) -> AsyncIterator[Live]:
                 json={"url": hooks + "/hooks", "event_types": ["task.succeeded", "task.failed"]},
             )
             assert response.status_code == 201, response.text
-            yield Live(http, answers, receiver, data_dir, account.id)
+            yield Live(http, answers, receiver, account.id)
         receiver.release.set()
 
 
@@ -196,3 +206,20 @@ class Load:
         finally:
             self._stop.set()
             await asyncio.gather(*tasks)
+
+
+async def check_nothing_lost(live: Live, load: Load) -> None:
+    """After a fault: no wrong answer, every acknowledged task and callback committed, every
+    task succeeded and its event delivered."""
+    assert live.answers.wrong() == []
+    assert set(load.statuses) <= {200, 202, 503}, sorted(set(load.statuses))
+    assert 503 in load.statuses, "the cut was not felt"
+    assert load.acked, "nothing was acknowledged"
+    settled = dict(await live.settle(timeout_s=45))
+    assert set(load.acked) <= set(settled)
+    assert all(status == "succeeded" for status in settled.values())
+    callbacks = {row[0] for row in await live.db("SELECT id FROM callbacks")}
+    acked_callbacks = live.answers.acked_callbacks()
+    assert acked_callbacks
+    assert set(acked_callbacks) <= callbacks
+    assert set(settled) <= live.delivered_tasks()

@@ -12,24 +12,9 @@ import pytest
 
 from tests import backends
 from tests.cut_proxy import CutProxy
-from tests.faults.live import Live, Load, live_app
+from tests.faults.live import Load, check_nothing_lost, live_app
 
 pytestmark = pytest.mark.postgres_only
-
-
-async def check_nothing_lost(live: Live, load: Load) -> None:
-    assert live.answers.wrong() == []
-    assert set(load.statuses) <= {200, 202, 503}, sorted(set(load.statuses))
-    assert 503 in load.statuses, "the cut was not felt"
-    assert load.acked, "nothing was acknowledged"
-    settled = dict(await live.settle(timeout_s=45))
-    assert set(load.acked) <= set(settled)
-    assert all(status == "succeeded" for status in settled.values())
-    callbacks = {row[0] for row in await live.db("SELECT id FROM callbacks")}
-    acked_callbacks = live.answers.acked_callbacks()
-    assert acked_callbacks
-    assert set(acked_callbacks) <= callbacks
-    assert set(settled) <= live.delivered_tasks()
 
 
 @pytest.mark.parametrize("fault", ["cut", "black_hole"])
