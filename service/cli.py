@@ -127,7 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         collect_garbage_rarely()
         # uvloop, as `serve` runs under: the delivery worker's sends are its hot path.
-        return uvloop.run(_worker(settings))
+        try:
+            return uvloop.run(_worker(settings))
+        except TaskhookError as exc:  # the database unreachable at start: said, not traced
+            print(f"taskhook: {exc.message}", file=sys.stderr)
+            return 1
     if args.command == "simulator":
         return _simulator(settings, args.host, args.port)
     try:
