@@ -82,6 +82,13 @@ def is_loss(exc: BaseException) -> bool:
     return isinstance(exc, (StoreUnavailable, *CONNECTION_ERRORS))
 
 
+def discard(conn: PoolConnectionProxy) -> None:
+    """Close ``conn`` at once rather than return it to the pool for reuse."""
+    # a connection that closed mid-way is already back with the pool, detached
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
 @asynccontextmanager
 async def leased(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy]:
     """One of ``pool``'s connections for one unit of work, the wait for it bounded.
@@ -95,9 +102,7 @@ async def leased(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy]:
         yield conn
     except BaseException as exc:
         if is_loss(exc):
-            # a connection that closed mid-way is already back with the pool, detached
-            with contextlib.suppress(asyncpg.InterfaceError):
-                conn.terminate()
+            discard(conn)
         raise
     finally:
         await pool.release(conn)

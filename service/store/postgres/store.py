@@ -27,6 +27,7 @@ from service.errors import StoreError, StoreUnavailable
 from service.store.postgres.connection import (
     CONNECTION_ERRORS,
     PgConnection,
+    discard,
     is_loss,
     leased,
     unavailable_on_loss,
@@ -48,6 +49,14 @@ from service.store.sealing import (
 #: ``connection.ACQUIRE_TIMEOUT_S`` these bound a request while the server does not answer.
 COMMAND_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
+
+
+#: what a ROLLBACK after a caller's error may raise, none of which may replace that error
+_ROLLBACK_FAILURES: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.PostgresError,
+    asyncpg.InternalClientError,
+)
 
 
 async def _reset(conn: asyncpg.Connection[Any]) -> None:
@@ -156,8 +165,12 @@ class PostgresStore(QueryStore):
                 yield PgTxQueries(PgConnection(conn), self._secrets)
             except BaseException as exc:
                 if not is_loss(exc):
-                    with suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                    try:
                         await conn.execute("ROLLBACK")
+                    except _ROLLBACK_FAILURES:
+                        # the caller's error stands, not this one (asyncpg's "cannot switch
+                        # to state …; another operation is in progress" was seen as a 500)
+                        discard(conn)
                 raise
             await unavailable_on_loss(conn.execute("COMMIT"))
 
