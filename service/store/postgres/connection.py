@@ -43,6 +43,11 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
     TimeoutError,
+    # A server that shuts down sends its FATAL to idle sessions too: a statement sent in the
+    # moment before the socket's close is seen finds the protocol still consuming that error
+    # ("cannot switch to state 12; another operation (2) is in progress"). Seen as 500s on a
+    # real restart under load; the connection is as lost as one that was reset.
+    asyncpg.InternalClientError,
 )
 
 

@@ -52,11 +52,7 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 #: what a ROLLBACK after a caller's error may raise, none of which may replace that error
-_ROLLBACK_FAILURES: tuple[type[BaseException], ...] = (
-    *CONNECTION_ERRORS,
-    asyncpg.PostgresError,
-    asyncpg.InternalClientError,
-)
+_ROLLBACK_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 
 async def _reset(conn: asyncpg.Connection[Any]) -> None:
