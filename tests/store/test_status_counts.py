@@ -37,11 +37,11 @@ TRUTH = (
 
 def _counted(db: Path) -> tuple[set[tuple[str, str, int]], set[tuple[str, str, int]]]:
     if backends.CURRENT.is_postgres:
-        kept = backends.run_sync(
+        stored = backends.run_sync(
             backends.rows(db, "SELECT kind, status, n FROM status_counts WHERE n <> 0")
         )
-        truth = backends.run_sync(backends.rows(db, TRUTH))
-        return {(k, s, int(n)) for k, s, n in kept}, {(k, s, int(n)) for k, s, n in truth}
+        recount = backends.run_sync(backends.rows(db, TRUTH))
+        return {(k, s, int(n)) for k, s, n in stored}, {(k, s, int(n)) for k, s, n in recount}
     conn = sqlite3.connect(db)
     try:
         kept = set(conn.execute("SELECT kind, status, n FROM status_counts WHERE n <> 0"))
