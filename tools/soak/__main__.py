@@ -200,6 +200,8 @@ async def soak(plan: Plan, run_dir: Path, topology: Topology) -> Report:
             "run": {
                 "seed": plan.seed,
                 "service under test": _revision(),
+                "database": "PostgreSQL" if topology.database_url else "SQLite",
+                "processes": f"{topology.webs} web, {topology.workers} worker, behind a balancer",
                 "setup s": round(setup_s, 1),
                 "load s": round(load_s, 1),
                 "drain s": drained.seconds,
