@@ -27,6 +27,9 @@ class Balancer:
     _next: int = 0
     _server: asyncio.Server | None = None
     _pipes: set[asyncio.Task[None]] = field(default_factory=set)
+    #: every open socket either side, closed at the end so each pipe ends by itself (a
+    #: cancelled connection callback is logged as an error by asyncio's streams)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     async def start(self, port: int) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
@@ -34,8 +37,8 @@ class Balancer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._pipes):
-            task.cancel()
+        for writer in list(self._writers):
+            writer.close()
         await asyncio.gather(*self._pipes, return_exceptions=True)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -55,16 +58,20 @@ class Balancer:
         task = asyncio.current_task()
         assert task is not None
         self._pipes.add(task)
+        self._writers.add(writer)
         try:
             upstream = await self._connect()
             if upstream is None:
                 return
             up_reader, up_writer = upstream
+            self._writers.add(up_writer)
             try:
                 await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
             finally:
+                self._writers.discard(up_writer)
                 await _shut(up_writer)
         finally:
+            self._writers.discard(writer)
             await _shut(writer)
             self._pipes.discard(task)
 
