@@ -27,6 +27,7 @@ from service.outbox import record_event
 from service.settings import load_settings
 from service.store.base import Account
 from service.store.sqlite import SqliteStore
+from tests.backends import reader, writing
 from tests.conftest import settings_env
 from tests.delivery.receiver import Receiver
 from tests.factories import SECRET_BOX, make_endpoint
@@ -71,7 +72,7 @@ class Bench:
             await self.event("task.succeeded", n)
 
     async def rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
-        async with self.store.db.reader.execute(sql, args) as cursor:
+        async with reader(self.store).execute(sql, args) as cursor:
             return [tuple(row) for row in await cursor.fetchall()]
 
     async def round(self, advance_s: float = 0) -> int:
@@ -365,7 +366,7 @@ async def test_a_lost_claim_in_a_batch_writes_nothing_and_keeps_the_others(bench
     round_ = asyncio.create_task(bench.worker.deliver_due())
     await _all_received(bench, 4)
     [(stolen,)] = await bench.rows("SELECT id FROM deliveries ORDER BY id LIMIT 1")
-    async with bench.store.db.transaction() as conn:  # its lease ran out and another took it
+    async with writing(bench.store) as conn:  # its lease ran out and another took it
         await conn.execute("UPDATE deliveries SET claim_token = 'another' WHERE id = ?", (stolen,))
     bench.receiver.release.set()
     await asyncio.wait_for(round_, 5)
@@ -381,7 +382,7 @@ async def test_a_row_that_cannot_be_written_does_not_hold_back_its_batch(bench: 
     fourth stays pending under its lease, to be sent again when the lease runs out."""
     await bench.held("/a", events=4)
     [(poisoned,)] = await bench.rows("SELECT id FROM deliveries ORDER BY id LIMIT 1")
-    async with bench.store.db.transaction() as conn:
+    async with writing(bench.store) as conn:
         await conn.execute(
             "CREATE TRIGGER refuse BEFORE INSERT ON attempts WHEN NEW.delivery_id = "
             f"'{poisoned}' BEGIN SELECT RAISE(ABORT, 'refused'); END",

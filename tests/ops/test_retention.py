@@ -21,13 +21,14 @@ from service.retention import DAY_MS, Purged, Retention, retention_cutoff
 from service.settings import Settings
 from service.store.base import Account, CallbackRecord
 from service.store.sqlite import SqliteStore
+from tests.backends import reader
 from tests.conftest import Caller
 from tests.ops.conftest import DAY_S, MovableClock, Subscriber
 from tests.upstream.test_callback_rejections import Harness, new_secret, success_body
 
 
 async def rows(store: SqliteStore, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    async with store.db.reader.execute(sql, args) as cursor:
+    async with reader(store).execute(sql, args) as cursor:
         return [tuple(row) for row in await cursor.fetchall()]
 
 
