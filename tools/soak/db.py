@@ -133,9 +133,9 @@ async def count(source: Source, sql: str) -> int:
             return int(await conn.fetchval(sql))
         finally:
             await conn.close()
-    conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    lite = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     try:
-        (value,) = conn.execute(sql).fetchone()
+        (value,) = lite.execute(sql).fetchone()
         return int(value)
     finally:
-        conn.close()
+        lite.close()
