@@ -214,6 +214,6 @@ class Api:
 def _route(what: str) -> str:
     """``POST /v1/tasks/abc`` → ``POST /v1/tasks``; ``POST /callbacks/x`` → ``POST /callbacks``."""
     method, path = what.split(" ", 1)
-    parts = path.split("/")
+    parts = path.split("?", 1)[0].split("/")
     keep = 3 if len(parts) > 2 and parts[1] == "v1" else 2
     return f"{method} {'/'.join(parts[:keep])}"
