@@ -104,14 +104,14 @@ async def on_database(args: argparse.Namespace, plan: Plan, run_dir: Path) -> Re
         return await soak(plan, run_dir, Topology(args.webs, args.workers))
     owned: OwnedServer | None = None
     server_url = args.database
-    if args.pg_restart:
-        owned = OwnedServer(
-            Path(tempfile.mkdtemp(prefix="th-soak-pg-")), run_dir / "logs" / "postgresql.txt"
-        )
-        await owned.create()
-        server_url = owned.url
     name = fresh_name()
     try:
+        if args.pg_restart:
+            owned = OwnedServer(
+                Path(tempfile.mkdtemp(prefix="th-soak-pg-")), run_dir / "logs" / "postgresql.txt"
+            )
+            await owned.create()
+            server_url = owned.url
         url = await create_database(server_url, name)
         where = "a server of its own, crashed mid-run" if owned else "the URL's server"
         print(f"soak: PostgreSQL database {name} on {where}", flush=True)
@@ -125,7 +125,7 @@ async def on_database(args: argparse.Namespace, plan: Plan, run_dir: Path) -> Re
                 print(f"soak: kept, running: {with_database(owned.url, name)}", flush=True)
             else:
                 await owned.remove()
-        elif not args.keep_database:
+        elif not args.keep_database and not args.pg_restart:
             await drop_database(server_url, name)
 
 

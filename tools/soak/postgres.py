@@ -85,8 +85,9 @@ class OwnedServer:
     """A throwaway PostgreSQL server in ``directory``, the soak's to start, crash and remove."""
 
     directory: Path
-    #: the server's own log (kept with the run's logs; the directory is removed at the end)
-    log: Path
+    #: where the server's log is copied at the end (it writes it in ``directory``, which is
+    #: removed, because the run's directory may be one user ``postgres`` cannot enter)
+    keep_log: Path
     port: int = 0
     user: str = "postgres"
 
@@ -110,10 +111,8 @@ class OwnedServer:
         """initdb and first start, on a free port."""
         self.port = self.port or free_port()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.log.touch()
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
-            shutil.chown(self.log, "postgres", "postgres")
         else:
             self.user = os.environ.get("USER", "postgres")
         await self._run(
@@ -136,7 +135,7 @@ class OwnedServer:
             " -c max_connections=200"
         )
         await self._run(
-            "pg_ctl", "-D", data, "-o", options, "-l", str(self.log),
+            "pg_ctl", "-D", data, "-o", options, "-l", str(self.directory / "server.log"),
             "-w", "-t", "60", "start",
         )  # fmt: skip
 
@@ -147,4 +146,6 @@ class OwnedServer:
     async def remove(self) -> None:
         with contextlib.suppress(RuntimeError):  # not running
             await self.stop("immediate")
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.directory / "server.log", self.keep_log)
         shutil.rmtree(self.directory, ignore_errors=True)
