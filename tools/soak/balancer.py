@@ -42,16 +42,18 @@ class Balancer:
         await asyncio.gather(*self._pipes, return_exceptions=True)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        errors: list[str] = []
         for _ in range(len(self.backends)):
             port = self.backends[self._next % len(self.backends)]
             self._next += 1
             try:
                 pair = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
+            except OSError as exc:
+                errors.append(f":{port} {type(exc).__name__}")
                 continue
             self.connections[f"web :{port}"] += 1
             return pair
-        self.connections["refused (every web down)"] += 1
+        self.connections[f"no web took it ({', '.join(errors)})"] += 1
         return None
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
