@@ -157,7 +157,11 @@ class Api:
 
     def _store_unavailable(self, answer: Answer, what: str) -> int | None:
         """The seconds to wait if ``answer`` is a well-formed 503 store_unavailable."""
-        if answer.status != 503 or answer.code != "store_unavailable":
+        if answer.status != 503:
+            return None
+        # a HEAD answer has no body to name its code: its Retry-After is all it can show
+        head = what.startswith("HEAD ") and "retry-after" in (answer.headers or {})
+        if answer.code != "store_unavailable" and not head:
             return None
         self.unavailable.routes[_route(what)] += 1
         retry_after = (answer.headers or {}).get("retry-after", "")

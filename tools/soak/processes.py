@@ -99,9 +99,14 @@ class Proc:
     log: Path
     #: a URL answering (anything but a 5xx) once the process serves; None for the worker
     health_url: str | None = None
+    #: for a process without a health URL, the log event that says it is up (a worker is not
+    #: up when it is merely running: it may still be connecting to its database)
+    ready_event: str | None = None
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     kills: int = 0
+    #: where this start's output begins in ``log``
+    _log_from: int = 0
 
     @property
     def alive(self) -> bool:
@@ -110,6 +115,7 @@ class Proc:
     def start(self) -> None:
         if self.alive:
             return
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             out.write(f"\n--- soak: start #{self.starts + 1} at {time.time():.3f}\n".encode())
             out.flush()
@@ -145,15 +151,25 @@ class Proc:
                 self.process.wait(timeout=10)
         return self.process.returncode
 
+    def _logged(self, event: str) -> bool:
+        with self.log.open("rb") as log:
+            log.seek(self._log_from)
+            return f'"event":"{event}"'.encode() in log.read()
+
     async def ready(self, timeout_s: float = 30.0) -> None:
-        """Wait until the process serves (or, for the worker, simply runs)."""
+        """Wait until the process serves (or, for the worker, has logged that it started)."""
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
             while True:
                 if not self.alive:
                     raise RuntimeError(f"{self.name} exited: see {self.log}")
                 if self.health_url is None:
-                    return
+                    if self.ready_event is None or self._logged(self.ready_event):
+                        return
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{self.name} did not come up in {timeout_s} s")
+                    await asyncio.sleep(0.1)
+                    continue
                 try:
                     if (await client.get(self.health_url)).status_code < 500:
                         return
@@ -197,6 +213,7 @@ class Service:
                 [*py, "worker"],
                 self.env,
                 self.logs / (f"worker-{i + 1}.log" if many else "worker.log"),
+                ready_event="worker.started",
             )
             for i in range(self.workers_count)
         ]
