@@ -43,9 +43,10 @@ class Balancer:
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         errors: list[str] = []
-        for _ in range(len(self.backends)):
-            port = self.backends[self._next % len(self.backends)]
-            self._next += 1
+        first = self._next  # taken once: other connections move ``_next`` while this awaits
+        self._next += 1
+        for i in range(len(self.backends)):
+            port = self.backends[(first + i) % len(self.backends)]
             try:
                 pair = await asyncio.open_connection("127.0.0.1", port)
             except OSError as exc:
