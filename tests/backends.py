@@ -191,3 +191,9 @@ async def writing(store: Store) -> AsyncIterator[Any]:
     assert isinstance(store, SqliteStore)
     async with store.db.transaction() as inline:
         yield inline
+
+
+def sqlite_store(store: Store) -> SqliteStore:
+    """``store`` as the SQLite store it must be (in a ``sqlite_only`` test)."""
+    assert isinstance(store, SqliteStore)
+    return store

@@ -23,6 +23,8 @@ from service.store.sqlite import SqliteStore
 from tests.backends import reader
 from tests.factories import SECRET_BOX, make_endpoint
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own file, WAL and writer
+
 #: a table read row by row, with no index at all
 BARE_SCAN = re.compile(r"^SCAN (\w+)$")
 #: the one table a scan may read: at most a row per kind and status, whatever the history

@@ -18,11 +18,10 @@ from service.core.ids import new_id
 from service.core.ledger import TaskStatus, initial_state
 from service.core.tasks import Task, TaskSpec
 from service.store.base import Store
-from service.store.sqlite import SqliteStore
 from service.store.task_queries import IN_FLIGHT
 from service.usecases import create_account
 from tests.api.test_errors import assert_error
-from tests.backends import reader
+from tests.backends import make_store, reader
 from tests.conftest import Caller
 from tests.ratelimit.helpers import Running, running
 from tests.upstream.test_live_flows import FAST
@@ -126,7 +125,7 @@ async def test_places_come_back_as_tasks_finish(tmp_path: Path) -> None:
 
 
 async def test_the_count_reads_one_index_and_no_further_than_the_cap(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "count.db")
+    store = make_store(tmp_path / "count.db")
     await store.open()
     try:
         account = await create_account(store, system_clock, "counted")

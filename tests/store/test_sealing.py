@@ -21,6 +21,8 @@ from service.store.sqlite import SqliteStore
 from tests.backends import writing
 from tests.factories import make_endpoint
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own file, WAL and writer
+
 NOW = 1_780_000_000_000
 KEY_A = "secret-key-a-0123456789abcdefghijklmnopqrstuvwxyz"
 KEY_B = "secret-key-b-0123456789abcdefghijklmnopqrstuvwxyz"
