@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from service.settings import PROJECT_ROOT
+from tests.backends import SERVER_URL
 
 #: names PostgreSQL for the soak; with its restart fault it runs a server of its own instead
-PG_URL = "postgresql://postgres@127.0.0.1:5432"
+PG_URL = SERVER_URL
 
 
 def _run_soak(*args: str) -> None:
