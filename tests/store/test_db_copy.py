@@ -1,0 +1,379 @@
+"""``taskhook db copy``: a SQLite database filled through the API and the store's own writes,
+copied into an empty PostgreSQL schema, is served the same by a ``PostgresStore`` opened on the
+copy; a target that holds anything is refused untouched; a copy that fails part-way leaves the
+target empty; the command's exit codes, and the target's password never shown."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from service.app import create_app
+from service.core.clock import system_clock
+from service.core.credits import refund
+from service.core.events import Event, envelope
+from service.core.ids import new_id
+from service.core.ledger import Failure, TaskStatus
+from service.core.pagination import PageRequest
+from service.errors import StoreError
+from service.outbox import record_event
+from service.settings import PROJECT_ROOT, Settings, load_settings
+from service.store.base import Attempt, CallbackRecord, DeliveryOutcome, Store, TaskFilter
+from service.store.postgres.copy import CopyRefused, copy_database
+from service.store.postgres.copy_check import RECOUNT, redact
+from service.store.postgres.store import PostgresStore
+from service.usecases import create_account, create_api_key, grant_credits, revoke_api_key
+from tests import backends
+from tests.conftest import EXTERNAL_PROVIDERS, settings_env
+from tests.factories import SECRET_BOX
+
+pytestmark = pytest.mark.postgres_only
+
+TABLES = (
+    "accounts", "api_keys", "tasks", "credit_entries", "timeline", "events", "idempotency_keys",
+    "callbacks", "endpoints", "deliveries", "attempts", "moderation_decisions",
+)  # fmt: skip
+BODY = bytes(range(256)) * 3  # not UTF-8: a callback body is kept as the bytes that came
+
+
+@dataclass(frozen=True)
+class Filled:
+    path: Path
+    accounts: list[str]
+    endpoint_id: str
+    endpoint_secret: str
+
+
+def sqlite_settings(tmp_path: Path) -> Settings:
+    url = f"sqlite:///{tmp_path / 'source.db'}"  # an absolute path: sqlite:////tmp/…
+    return load_settings(settings_env(tmp_path, TASKHOOK_DATABASE_URL=url, **EXTERNAL_PROVIDERS))
+
+
+async def fill(settings: Settings) -> Filled:
+    """Accounts, keys, tasks in every status, callbacks, events, an endpoint, deliveries and
+    attempts, moderation decisions, grants, charges and refunds: through the API where it
+    reaches, else through the store's own transactions."""
+    app = create_app(settings, run_workers=False)
+    async with app.router.lifespan_context(app):
+        store: Store = app.state.services.store
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            accounts = []
+            for name, credits in (("acme", 1000), ("beta", 300), ("idle", 0)):
+                account = await create_account(store, system_clock, name, credits)
+                accounts.append(account.id)
+            acme, beta = accounts[0], accounts[1]
+            _, raw = await create_api_key(store, system_clock, acme)
+            _, raw_b = await create_api_key(store, system_clock, beta)
+            old, _ = await create_api_key(store, system_clock, beta, admin=True)
+            await revoke_api_key(store, system_clock, old.id)
+            await grant_credits(store, system_clock, beta, 55)
+            auth = {"Authorization": f"Bearer {raw}"}
+            created = await client.post(
+                "/v1/endpoints", json={"url": "http://127.0.0.1:9/hook"}, headers=auth
+            )
+            assert created.status_code == 201, created.text
+            endpoint = created.json()
+            task_ids = []
+            for n in range(6):
+                headers = {**auth, "Idempotency-Key": f"k{n}"} if n % 2 else auth
+                body = {"prompt": f"a red fox, take {n}", "model": "nano-banana"}
+                response = await client.post("/v1/tasks", json=body, headers=headers)
+                assert response.status_code == 202, response.text
+                task_ids.append(response.json()["id"])
+            b_task = await client.post(
+                "/v1/tasks",
+                json={"prompt": "a lighthouse", "model": "nano-banana"},
+                headers={"Authorization": f"Bearer {raw_b}"},
+            )
+            assert b_task.status_code == 202
+            blocked = await client.post(
+                "/v1/tasks", json={"prompt": "a nude portrait", "model": "nano-banana"},
+                headers=auth,
+            )  # fmt: skip
+            assert blocked.status_code == 422
+        await _finish_some(store, task_ids, endpoint["id"])
+    return Filled(settings.storage.database_path, accounts, endpoint["id"], endpoint["secret"])
+
+
+async def _finish_some(store: Store, task_ids: list[str], endpoint_id: str) -> None:
+    """Tasks moved on (succeeded, failed and refunded, running), callbacks with binary
+    bodies, an event whose deliveries are sent: one delivered, attempts recorded."""
+    now = system_clock()
+    async with store.transaction() as tx:
+        for n, task_id in enumerate(task_ids[:4]):
+            task = await tx.get_task_by_id(task_id)
+            assert task is not None
+            status = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.RUNNING)[n % 3]
+            state = replace(task.state, status=status, progress=100 if n % 3 < 2 else 40,
+                            sequence=task.state.sequence + 1, updated_at=now)  # fmt: skip
+            if status is TaskStatus.FAILED:
+                state = replace(state, failure=Failure("provider_error", "nul \x00 in it"))
+                back = refund(new_id("cred", now), task.account_id, task.id,
+                              task.cost_credits, 0, now)  # fmt: skip
+                assert back is not None
+                await tx.insert_credit_entry(back)
+                task = replace(task, refunded_credits=back.delta)
+            await tx.update_task(replace(task, state=state), next_check_at=None)
+            record = CallbackRecord(
+                id=new_id("cb", now + n), account_id=task.account_id, task_id=task.id,
+                provider="simulator", provider_task_id=None, headers={"x-sig": "s"},
+                body=BODY, verdict="verified", outcome="pending", detail="", received_at=now,
+            )  # fmt: skip
+            await tx.insert_callback(record)
+            if n % 2:
+                await tx.set_callback_outcome(record.id, "applied", "ok", now)
+        assert task is not None
+        event = Event(new_id("evt", now), task.account_id, "task.succeeded", task.id,
+                      envelope("task.succeeded", {"n": 1}, now), now)  # fmt: skip
+        await record_event(tx, event, now)
+    claimed = await store.claim_due_deliveries(now + 60_000, 30_000, 100)
+    assert claimed, "the endpoint subscribes to every event"
+    async with store.transaction() as tx:
+        outcomes = [
+            DeliveryOutcome(
+                c,
+                "delivered" if i == 0 else "pending",
+                None if i == 0 else now,
+                1,
+                200 if i == 0 else 503,
+                None,
+                now,
+            )
+            for i, c in enumerate(claimed)
+        ]
+        await tx.finish_deliveries(outcomes)
+        await tx.insert_attempts(
+            [
+                Attempt(
+                    new_id("att", now + i),
+                    c.delivery.id,
+                    1,
+                    200 if i == 0 else 503,
+                    12,
+                    "ok\x00",
+                    None,
+                    False,
+                    now,
+                )
+                for i, c in enumerate(claimed)
+            ]
+        )
+
+
+async def pg_rows(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        return [tuple(r) for r in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+def sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.execute(sql))
+    finally:
+        conn.close()
+
+
+async def counts(url: str) -> dict[str, int]:
+    return {t: (await pg_rows(url, f"SELECT COUNT(*) FROM {t}"))[0][0] for t in TABLES}  # noqa: S608
+
+
+async def test_the_copy_serves_the_same_data(tmp_path: Path) -> None:
+    filled = await fill(sqlite_settings(tmp_path))
+    # a secret left in the clear in the file is sealed before anything crosses over
+    conn = sqlite3.connect(filled.path)
+    conn.execute("UPDATE endpoints SET secret = ?", (filled.endpoint_secret,))
+    conn.commit()
+    conn.close()
+    source = SqliteStoreView(filled.path)
+
+    report = await copy_database(filled.path, backends.CURRENT.url, SECRET_BOX, batch_rows=2)
+
+    assert report.check is not None
+    assert report.rows == {t: source.count(t) for t in report.rows}
+    assert set(TABLES) <= set(report.rows)
+    assert all(report.rows[t] > 0 for t in TABLES), report.rows
+    assert await counts(backends.CURRENT.url) == {t: source.count(t) for t in TABLES}
+    stored = await pg_rows(backends.CURRENT.url, "SELECT secret FROM endpoints")
+    assert not any("whsec_" in row[0] for row in stored)
+    for table, order in (("timeline", "id"), ("deliveries", "id"), ("attempts", "id")):
+        # insertion order kept: PostgreSQL's rowid numbers rows as SQLite's rowid did
+        was = [r[0] for r in sqlite_rows(filled.path, f"SELECT id FROM {table} ORDER BY rowid")]  # noqa: S608
+        now = await pg_rows(backends.CURRENT.url, f"SELECT {order} FROM {table} ORDER BY rowid")  # noqa: S608
+        assert [r[0] for r in now] == was
+
+    store = PostgresStore(backends.CURRENT.url, secrets=SECRET_BOX)
+    assert await store.open() == []  # nothing to migrate, nothing left to seal
+    try:
+        balances = source.balances(filled.accounts)
+        assert [await store.balance(a) for a in filled.accounts] == balances
+        assert balances[0] < 1000  # charged, and one refunded
+        assert balances[2] == 0  # never granted
+        acme = filled.accounts[0]
+        tasks = await store.list_tasks(acme, TaskFilter(), PageRequest(limit=100))
+        assert [t.id for t in tasks] == source.ids("tasks", acme)
+        failed = [t for t in tasks if t.state.status is TaskStatus.FAILED]
+        assert failed
+        assert failed[0].state.failure == Failure("provider_error", "nul \ufffd in it")
+        assert failed[0].refunded_credits == failed[0].cost_credits
+        endpoint = await store.get_endpoint(acme, filled.endpoint_id)
+        assert endpoint is not None
+        assert endpoint.secret == filled.endpoint_secret
+        callbacks = await store.list_callbacks(acme, None, PageRequest(limit=100))
+        assert callbacks
+        assert all(c.body == BODY for c in callbacks)
+        deliveries = await store.list_deliveries_for_endpoint(
+            filled.endpoint_id, None, PageRequest(limit=100)
+        )
+        assert {d.status for d in deliveries} == {"delivered", "pending"}
+        attempts = await store.list_attempts(deliveries[0].id)
+        assert [a.response_body for a in attempts] == ["ok\ufffd"]
+    finally:
+        await store.close()
+    kept = await pg_rows(
+        backends.CURRENT.url, "SELECT kind, status, n FROM status_counts WHERE n <> 0"
+    )
+    assert set(kept) == set(sqlite_rows(filled.path, RECOUNT))
+
+
+class SqliteStoreView:
+    """The source file, read directly."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def count(self, table: str) -> int:
+        return int(sqlite_rows(self.path, f"SELECT COUNT(*) FROM {table}")[0][0])  # noqa: S608
+
+    def balances(self, accounts: list[str]) -> list[int]:
+        sums = dict(sqlite_rows(self.path, "SELECT account_id, SUM(delta) FROM credit_entries"
+                                " GROUP BY account_id"))  # fmt: skip
+        return [int(sums.get(a, 0)) for a in accounts]
+
+    def ids(self, table: str, account: str) -> list[str]:
+        rows = sqlite_rows(self.path, f"SELECT id, account_id FROM {table} ORDER BY id DESC")  # noqa: S608
+        return [r[0] for r in rows if r[1] == account]
+
+
+async def test_a_target_that_holds_anything_is_refused_untouched(tmp_path: Path) -> None:
+    filled = await fill(sqlite_settings(tmp_path))
+    other = await fill(sqlite_settings(tmp_path / "other"))
+    await copy_database(other.path, backends.CURRENT.url, SECRET_BOX)
+    before = await counts(backends.CURRENT.url)
+    snapshot = await pg_rows(backends.CURRENT.url, "SELECT id FROM accounts ORDER BY id")
+
+    with pytest.raises(CopyRefused, match="not empty"):
+        await copy_database(filled.path, backends.CURRENT.url, SECRET_BOX)
+
+    assert await counts(backends.CURRENT.url) == before
+    assert await pg_rows(backends.CURRENT.url, "SELECT id FROM accounts ORDER BY id") == snapshot
+
+
+async def test_a_single_row_anywhere_is_enough_to_refuse(tmp_path: Path) -> None:
+    filled = await fill(sqlite_settings(tmp_path))
+    store = PostgresStore(backends.CURRENT.url, secrets=SECRET_BOX)
+    await store.open()
+    try:
+        await create_account(store, system_clock, "already here")
+    finally:
+        await store.close()
+    with pytest.raises(CopyRefused, match=r"accounts"):
+        await copy_database(filled.path, backends.CURRENT.url, SECRET_BOX)
+    assert (await counts(backends.CURRENT.url))["accounts"] == 1
+
+
+async def test_a_copy_that_fails_part_way_leaves_the_target_empty(tmp_path: Path) -> None:
+    filled = await fill(sqlite_settings(tmp_path))
+    # an attempt whose delivery is gone: SQLite kept it (foreign keys off), PostgreSQL refuses
+    # it — after every other table, attempts come last but for moderation decisions
+    conn = sqlite3.connect(filled.path)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute(
+        "INSERT INTO attempts (id, delivery_id, number, latency_ms, created_at)"
+        " VALUES ('att_orphan', 'dlv_gone', 1, 1, 1)"
+    )
+    conn.commit()
+    conn.close()
+
+    with pytest.raises(StoreError, match="rolled back") as failed:
+        await copy_database(filled.path, backends.CURRENT.url, SECRET_BOX, batch_rows=1)
+
+    assert not isinstance(failed.value, CopyRefused)
+    assert set((await counts(backends.CURRENT.url)).values()) == {0}
+    kept = await pg_rows(backends.CURRENT.url, "SELECT * FROM status_counts WHERE n <> 0")
+    assert kept == []
+    # and once the source is mended, the same target takes the copy
+    conn = sqlite3.connect(filled.path)
+    conn.execute("DELETE FROM attempts WHERE id = 'att_orphan'")
+    conn.commit()
+    conn.close()
+    await copy_database(filled.path, backends.CURRENT.url, SECRET_BOX)
+
+
+def test_redact_hides_the_password() -> None:
+    url = "postgresql://app:s3cr%40t@db.example:5432/th"
+    assert redact(url) == "postgresql://app:***@db.example:5432/th"
+    assert redact("auth failed for s3cr@t and s3cr%40t", url) == "auth failed for *** and ***"
+    assert redact("postgresql://app@db/th") == "postgresql://app@db/th"
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        **settings_env(tmp_path, TASKHOOK_DATABASE_URL=f"sqlite:///{tmp_path / 'source.db'}"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "service", "db", "copy", *args],
+        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _with_password(url: str, password: str) -> str:
+    """The test URL with a password (trust auth ignores it)."""
+    return url.replace("postgresql://postgres@", f"postgresql://postgres:{password}@", 1)
+
+
+async def test_the_command_end_to_end(tmp_path: Path) -> None:
+    filled = await fill(sqlite_settings(tmp_path))
+    password = "hunter2-Very-Secret"
+    target = _with_password(backends.CURRENT.url, password)
+    assert password in target
+
+    done = _cli(tmp_path, "--to", target)
+    assert done.returncode == 0, done.stderr
+    assert "verified" in done.stdout
+    assert "accounts" in done.stdout
+    assert await counts(backends.CURRENT.url) == {
+        t: SqliteStoreView(filled.path).count(t) for t in TABLES
+    }
+
+    again = _cli(tmp_path, "--to", target, "--from", f"sqlite:///{filled.path}")
+    assert again.returncode == 1
+    assert "not empty" in again.stderr
+
+    nowhere = _cli(tmp_path, "--to", target, "--from", f"sqlite:///{tmp_path / 'none.db'}")
+    assert nowhere.returncode == 1
+    assert "no SQLite database" in nowhere.stderr
+    assert not (tmp_path / "none.db").exists()
+
+    unreachable = _cli(tmp_path, "--to", f"postgresql://postgres:{password}@127.0.0.1:9/x")
+    assert unreachable.returncode == 1
+    assert "***" in unreachable.stderr
+
+    wrong = _cli(tmp_path, "--to", "sqlite:///elsewhere.db")
+    assert wrong.returncode == 1
+    assert "postgresql://" in wrong.stderr
+    for run in (done, again, nowhere, unreachable, wrong):
+        assert password not in run.stdout + run.stderr
