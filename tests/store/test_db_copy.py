@@ -6,6 +6,7 @@ target empty; the command's exit codes, and the target's password never shown.""
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from service.outbox import record_event
 from service.settings import PROJECT_ROOT, Settings, load_settings
 from service.store.base import Attempt, CallbackRecord, DeliveryOutcome, Store, TaskFilter
 from service.store.postgres.copy import CopyRefused, copy_database
-from service.store.postgres.copy_check import RECOUNT, redact
+from service.store.postgres.copy_check import RECOUNT, CopyMismatch, compare, redact
 from service.store.postgres.store import PostgresStore
 from service.usecases import create_account, create_api_key, grant_credits, revoke_api_key
 from tests import backends
@@ -330,11 +331,9 @@ def test_redact_hides_the_password() -> None:
     assert redact("postgresql://app@db/th") == "postgresql://app@db/th"
 
 
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **settings_env(tmp_path, TASKHOOK_DATABASE_URL=f"sqlite:///{tmp_path / 'source.db'}"),
-    }
+def _cli(tmp_path: Path, *args: str, configured: str = "") -> subprocess.CompletedProcess[str]:
+    database = configured or f"sqlite:///{tmp_path / 'source.db'}"
+    env = {**os.environ, **settings_env(tmp_path, TASKHOOK_DATABASE_URL=database)}
     return subprocess.run(
         [sys.executable, "-m", "service", "db", "copy", *args],
         env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False,
@@ -376,5 +375,59 @@ async def test_the_command_end_to_end(tmp_path: Path) -> None:
     wrong = _cli(tmp_path, "--to", "sqlite:///elsewhere.db")
     assert wrong.returncode == 1
     assert "postgresql://" in wrong.stderr
-    for run in (done, again, nowhere, unreachable, wrong):
+    configured = _cli(tmp_path, "--to", target, configured=target)
+    assert configured.returncode == 1
+    assert "name the SQLite one with --from" in configured.stderr
+    for run in (done, again, nowhere, unreachable, wrong, configured):
         assert password not in run.stdout + run.stderr
+
+
+async def test_the_check_names_what_differs(tmp_path: Path) -> None:
+    filled = await fill(sqlite_settings(tmp_path))
+    report = await copy_database(filled.path, backends.CURRENT.url, SECRET_BOX)
+    conn = await asyncpg.connect(backends.CURRENT.url, timeout=5)
+    reader = sqlite3.connect(filled.path)
+    try:
+        assert await compare(reader, conn, list(report.rows)) == report.check
+        await conn.execute("DELETE FROM credit_entries WHERE kind = 'refund'")
+        await conn.execute("UPDATE status_counts SET n = n + 1 WHERE kind = 'tasks'")
+        with pytest.raises(CopyMismatch) as differs:
+            await compare(reader, conn, list(report.rows))
+    finally:
+        reader.close()
+        await conn.close()
+    message = differs.value.message
+    assert "credit_entries: " in message
+    assert f"balance of {filled.accounts[0]}" in message
+    assert "status counts" in message
+
+
+async def test_a_role_that_does_not_own_the_tables_copies_with_the_triggers_counting(
+    tmp_path: Path,
+) -> None:
+    filled = await fill(sqlite_settings(tmp_path))
+    store = PostgresStore(backends.CURRENT.url, secrets=SECRET_BOX)
+    await store.open()  # migrated by the owner
+    await store.close()
+    role = f"th_copy_{secrets.token_hex(3)}"
+    schema = backends.CURRENT.url.rsplit("search_path=", 1)[1]
+    grants = [
+        f"CREATE ROLE {role} LOGIN",
+        f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+    ]
+    await pg_rows(backends.CURRENT.url, grants[0])
+    try:
+        for sql in grants[1:]:
+            await pg_rows(backends.CURRENT.url, sql)
+        as_role = backends.CURRENT.url.replace("postgresql://postgres@", f"postgresql://{role}@")
+        report = await copy_database(filled.path, as_role, SECRET_BOX)
+        assert not report.recounted
+        assert report.check is not None
+        assert await counts(backends.CURRENT.url) == {
+            t: SqliteStoreView(filled.path).count(t) for t in TABLES
+        }
+    finally:
+        await pg_rows(backends.CURRENT.url, f"DROP OWNED BY {role}")
+        await pg_rows(backends.CURRENT.url, f"DROP ROLE {role}")
