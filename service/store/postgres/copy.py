@@ -31,22 +31,21 @@ import asyncpg
 from service.core.secretbox import SecretBox
 from service.errors import StoreError, StoreUnavailable
 from service.store.postgres.connection import CONNECTION_ERRORS
-from service.store.postgres.copy_check import RECOUNT, Check, compare, redact
+from service.store.postgres.copy_check import Check, compare, redact
+from service.store.postgres.copy_derived import (
+    BOOKKEEPING,
+    DERIVED_TABLES,
+    pause,
+    present,
+    resume,
+)
 from service.store.postgres.migrate import migrate
 from service.store.sqlite import SqliteStore
 
 #: rows read from SQLite and sent in one ``COPY`` at a time
 BATCH_ROWS = 5000
-#: kept by the target itself (its migrations, its triggers), never copied
-TARGET_OWN = frozenset({"schema_migrations", "status_counts"})
-#: the triggers that keep ``status_counts`` (postgres migration 0001), per table
-COUNTING_TRIGGERS = (
-    ("tasks", "tasks_counted"),
-    ("callbacks", "callbacks_counted"),
-    ("deliveries", "deliveries_counted"),
-)
-#: SQLite's tables with no counterpart on purpose
-SOURCE_OWN = frozenset({"schema_migrations", "status_counts", "sqlite_sequence"})
+#: what the target keeps itself (``copy_derived``): never copied
+NOT_COPIED = BOOKKEEPING | DERIVED_TABLES
 
 
 class CopyRefused(StoreError):
@@ -115,14 +114,15 @@ async def copy_database(
                     tables = await _target_tables(conn)
                     await _refuse_unless_empty(conn, report.target)
                     order = _plan(reader, tables)
-                    report.recounted = await _pause_counting(conn)
+                    derived = await present(conn)
+                    report.recounted = await pause(conn, derived)
                     for name in order:
                         report.rows[name] = await _copy_table(
                             reader, conn, name, tables[name], batch_rows
                         )
                     if report.recounted:
-                        await _resume_counting(conn)
-                    report.check = await compare(reader, conn, order)
+                        await resume(conn, derived)
+                    report.check = await compare(reader, conn, order, derived)
             except asyncpg.PostgresError as exc:  # a row the target refused
                 raise StoreError(
                     f"the copy failed and was rolled back (the target is left empty):"
@@ -152,18 +152,20 @@ async def _connect(url: str) -> asyncpg.Connection[Any]:
 
 
 async def _refuse_unless_empty(conn: asyncpg.Connection[Any], shown: str) -> None:
-    """Every table of the target's schema must be empty (``status_counts``: only zeros)."""
+    """Every table of the target's schema must be empty, bar its bookkeeping; a derived
+    table (``status_counts``…) may hold zeros."""
     names = [
         row[0]
         for row in await conn.fetch(
             "SELECT table_name FROM information_schema.tables"
             " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
-            " AND table_name <> 'schema_migrations' ORDER BY table_name"
+            " ORDER BY table_name"
         )
+        if row[0] not in BOOKKEEPING
     ]
     filled = []
     for name in names:
-        where = " WHERE n <> 0" if name == "status_counts" else ""
+        where = " WHERE n <> 0" if name in DERIVED_TABLES else ""
         ident = _quoted(name)
         if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {ident}{where})"):  # noqa: S608
             filled.append(name)
@@ -172,31 +174,6 @@ async def _refuse_unless_empty(conn: asyncpg.Connection[Any], shown: str) -> Non
             f"the target {shown} is not empty ({', '.join(filled)} hold rows); copy only into an"
             " empty database"
         )
-
-
-async def _pause_counting(conn: asyncpg.Connection[Any]) -> bool:
-    """Switch the status-count triggers off for this transaction's copy. Counting row by row
-    repeats an update of the same few ``status_counts`` rows, whose versions pile up until the
-    commit: 20 000 tasks took 50 s. Needs the tables' owner (the role that migrated them); if
-    the role is not, the triggers keep counting (slow, but right) and False is returned. The
-    switch is transactional: a failed copy rolls it back with everything else."""
-    try:
-        async with conn.transaction():  # a savepoint: refused, nothing is left half done
-            for table, trigger in COUNTING_TRIGGERS:
-                await conn.execute(f"ALTER TABLE {_quoted(table)} DISABLE TRIGGER {trigger}")
-    except asyncpg.InsufficientPrivilegeError:
-        return False
-    return True
-
-
-async def _resume_counting(conn: asyncpg.Connection[Any]) -> None:
-    """``status_counts`` from a recount of what was copied, and the triggers on again."""
-    await conn.execute(
-        f"INSERT INTO status_counts AS c (kind, status, n) {RECOUNT}"
-        " ON CONFLICT (kind, status) DO UPDATE SET n = excluded.n"
-    )
-    for table, trigger in COUNTING_TRIGGERS:
-        await conn.execute(f"ALTER TABLE {_quoted(table)} ENABLE TRIGGER {trigger}")
 
 
 async def _target_tables(conn: asyncpg.Connection[Any]) -> dict[str, list[Column]]:
@@ -211,7 +188,7 @@ async def _target_tables(conn: asyncpg.Connection[Any]) -> dict[str, list[Column
     )
     tables: dict[str, list[Column]] = {}
     for table, column, kind in rows:
-        if table not in TARGET_OWN:
+        if table not in NOT_COPIED:
             tables.setdefault(table, []).append(Column(column, kind))
     refs = await conn.fetch(
         "SELECT child.relname, parent.relname FROM pg_constraint k"
@@ -250,7 +227,7 @@ def _plan(reader: sqlite3.Connection, tables: dict[str, list[Column]]) -> list[s
         )
     ]
     for name in source:
-        if name in SOURCE_OWN:
+        if name in NOT_COPIED:
             continue
         if name not in tables:
             if _count(reader, name):

@@ -17,21 +17,14 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import asyncpg
 
 from service.errors import StoreError
+from service.store.postgres import copy_derived
+from service.store.postgres.copy_derived import Counts, Derived
 
 #: every account's balance: the sum of its credit entries
 BALANCES = (
     "SELECT a.id, COALESCE(SUM(c.delta), 0) FROM accounts a"
     " LEFT JOIN credit_entries c ON c.account_id = a.id GROUP BY a.id"
 )
-#: the counts ``status_counts`` keeps, counted from the rows themselves
-RECOUNT = (
-    "SELECT 'tasks', status, COUNT(*) FROM tasks GROUP BY status"
-    " UNION ALL SELECT 'callbacks', outcome, COUNT(*) FROM callbacks GROUP BY outcome"
-    " UNION ALL SELECT 'deliveries', status, COUNT(*) FROM deliveries GROUP BY status"
-)
-KEPT = "SELECT kind, status, n FROM status_counts WHERE n <> 0"
-
-Counts = dict[tuple[str, str], int]
 
 
 class CopyMismatch(StoreError):
@@ -50,7 +43,10 @@ class Check:
 
 
 async def compare(
-    reader: sqlite3.Connection, conn: asyncpg.Connection[Any], tables: list[str]
+    reader: sqlite3.Connection,
+    conn: asyncpg.Connection[Any],
+    tables: list[str],
+    derived: list[Derived],
 ) -> Check:
     """Compare the copy with its source; raises ``CopyMismatch`` naming what differs."""
     problems: list[str] = []
@@ -69,21 +65,11 @@ async def compare(
         was, now = source_balances.get(account), target_balances.get(account)
         if was != now:
             problems.append(f"balance of {account}: {was} in the source, {now} in the target")
-    source_statuses = _counts(reader.execute(RECOUNT).fetchall())
-    kept = _counts(await conn.fetch(KEPT))
-    recounted = _counts(await conn.fetch(RECOUNT))
-    if not source_statuses == kept == recounted:
-        problems.append(
-            f"status counts: source {source_statuses}, target kept {kept},"
-            f" target recounted {recounted}"
-        )
+    statuses, differ = await copy_derived.compare(reader, conn, derived)
+    problems += differ
     if problems:
         raise CopyMismatch("the copy did not verify (rolled back): " + "; ".join(problems))
-    return Check(counts, source_balances, source_statuses)
-
-
-def _counts(rows: Any) -> Counts:
-    return {(str(kind), str(status)): int(n) for kind, status, n in rows if n}
+    return Check(counts, source_balances, statuses)
 
 
 def redact(text: str, url: str | None = None) -> str:
