@@ -364,6 +364,11 @@ async def test_the_command_end_to_end(tmp_path: Path) -> None:
     assert again.returncode == 1
     assert "not empty" in again.stderr
 
+    (tmp_path / "not.db").write_text("not a database, but long enough to be read as one" * 40)
+    garbage = _cli(tmp_path, "--to", target, "--from", f"sqlite:///{tmp_path / 'not.db'}")
+    assert garbage.returncode == 1
+    assert "cannot be read as a SQLite database" in garbage.stderr
+
     nowhere = _cli(tmp_path, "--to", target, "--from", f"sqlite:///{tmp_path / 'none.db'}")
     assert nowhere.returncode == 1
     assert "no SQLite database" in nowhere.stderr
@@ -379,7 +384,7 @@ async def test_the_command_end_to_end(tmp_path: Path) -> None:
     configured = _cli(tmp_path, "--to", target, configured=target)
     assert configured.returncode == 1
     assert "name the SQLite one with --from" in configured.stderr
-    for run in (done, again, nowhere, unreachable, wrong, configured):
+    for run in (done, again, garbage, nowhere, unreachable, wrong, configured):
         assert password not in run.stdout + run.stderr
 
 

@@ -80,7 +80,8 @@ class CopyReport:
         if self.check is not None:
             lines.append(
                 f"verified: row counts of {len(self.check.counts)} tables, the balances of"
-                f" {len(self.check.balances)} accounts, {len(self.check.statuses)} status counts"
+                f" {len(self.check.balances)} accounts, {len(self.check.statuses)} counts"
+                " kept by triggers"
             )
         return "\n".join(lines)
 
@@ -100,7 +101,10 @@ async def copy_database(
     if not await asyncio.to_thread(source.is_file):
         raise CopyRefused(f"no SQLite database at {source}")
     store = SqliteStore(source, secrets=secrets)
-    await store.open()  # migrated, secrets sealed
+    try:
+        await store.open()  # migrated, secrets sealed
+    except sqlite3.DatabaseError as exc:
+        raise CopyRefused(f"{source} cannot be read as a SQLite database: {exc}") from exc
     await store.close()
     reader = sqlite3.connect(source, isolation_level=None, check_same_thread=False)
     try:
@@ -124,7 +128,7 @@ async def copy_database(
                     if report.recounted:
                         await resume(conn, derived)
                     report.check = await compare(reader, conn, order, derived)
-            except asyncpg.PostgresError as exc:  # a row the target refused
+            except (asyncpg.PostgresError, asyncpg.DataError) as exc:  # a row it refused
                 raise StoreError(
                     f"the copy failed and was rolled back (the target is left empty):"
                     f" {type(exc).__name__}: {redact(str(exc), target_url)}"
