@@ -265,9 +265,11 @@ async def test_a_role_that_does_not_own_the_tables_copies_with_the_triggers_coun
     ]
     await pg_rows(backends.CURRENT.url, grants[0])
     try:
+        as_role = backends.CURRENT.url.replace("postgresql://postgres@", f"postgresql://{role}@")
+        with pytest.raises(StoreError, match="refused \\(nothing copied\\)"):  # no rights yet
+            await copy_database(filled.path, as_role, SECRET_BOX)
         for sql in grants[1:]:
             await pg_rows(backends.CURRENT.url, sql)
-        as_role = backends.CURRENT.url.replace("postgresql://postgres@", f"postgresql://{role}@")
         report = await copy_database(filled.path, as_role, SECRET_BOX)
         assert not report.recounted
         assert report.check is not None

@@ -8,12 +8,12 @@ rowid order, so the target's identity ``rowid`` columns (timeline, deliveries, a
 the rows in the order SQLite kept them.
 
 The target is migrated (its ``schema_migrations`` stay its own) and must be empty: every table
-of its schema, bar ``schema_migrations``, without a row (``status_counts`` may hold zeros). The
-whole copy is one PostgreSQL transaction, written with ``COPY`` (asyncpg's
-``copy_records_to_table``) in foreign-key order; the status-count triggers fire for every copied
-row, so ``status_counts`` is the target's own count of what arrived, never SQLite's copied.
-Before ``COMMIT`` the two sides are compared (``service.store.postgres.copy_check``): a mismatch,
-like any failure part-way, rolls everything back and leaves the target as empty as it was.
+of its schema without a row, bar its bookkeeping, and its derived counts (``status_counts``…)
+at most zeros (``copy_derived``). The whole copy is one PostgreSQL transaction, written with
+``COPY`` (asyncpg's ``copy_records_to_table``) in foreign-key order. Derived counts are never
+copied: the target rebuilds them from the rows that arrived. Before ``COMMIT`` the two sides are
+compared (``copy_check``): a mismatch, like any failure part-way, rolls everything back and
+leaves the target as empty as it was.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class CopyReport:
     rows: dict[str, int] = field(default_factory=dict)
     check: Check | None = None
     seconds: float = 0.0
-    #: ``status_counts`` rebuilt from a recount (else the triggers counted each copied row)
+    #: derived counts rebuilt from a recount (else the triggers counted each copied row)
     recounted: bool = False
 
     def summary(self) -> str:
@@ -136,6 +136,11 @@ async def copy_database(
         except CONNECTION_ERRORS as exc:
             raise StoreUnavailable(
                 f"lost the target database {report.target}: {type(exc).__name__}"
+            ) from exc
+        except asyncpg.PostgresError as exc:  # before the copy: a migration, a permission
+            raise StoreError(
+                f"the target {report.target} refused (nothing copied):"
+                f" {type(exc).__name__}: {redact(str(exc), target_url)}"
             ) from exc
         finally:
             await conn.close()
