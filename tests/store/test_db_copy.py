@@ -21,9 +21,11 @@ from service.core.pagination import PageRequest
 from service.errors import StoreError
 from service.settings import PROJECT_ROOT
 from service.store.base import TaskFilter
+from service.store.migrate import available
 from service.store.postgres.copy import CopyRefused, copy_database
 from service.store.postgres.copy_check import CopyMismatch, compare, redact
 from service.store.postgres.copy_derived import STATUS_RECOUNT, present
+from service.store.postgres.migrate import PACKAGE as PG_MIGRATIONS
 from service.store.postgres.store import PostgresStore
 from service.usecases import create_account
 from tests import backends
@@ -67,6 +69,8 @@ async def test_the_copy_serves_the_same_data(tmp_path: Path) -> None:
     assert set(TABLES) <= set(report.rows)
     assert all(report.rows[t] > 0 for t in TABLES), report.rows
     assert await counts(backends.CURRENT.url) == {t: source.count(t) for t in TABLES}
+    own = await pg_rows(backends.CURRENT.url, "SELECT name FROM schema_migrations ORDER BY 1")
+    assert [r[0] for r in own] == [m.name for m in available(PG_MIGRATIONS)]  # not SQLite's
     stored = await pg_rows(backends.CURRENT.url, "SELECT secret FROM endpoints")
     assert not any("whsec_" in row[0] for row in stored)
     for table, order in (("timeline", "id"), ("deliveries", "id"), ("attempts", "id")):
