@@ -69,7 +69,7 @@ async def test_the_copy_serves_the_same_data(tmp_path: Path) -> None:
     assert set(TABLES) <= set(report.rows)
     assert all(report.rows[t] > 0 for t in TABLES), report.rows
     assert await counts(backends.CURRENT.url) == {t: source.count(t) for t in TABLES}
-    own = await pg_rows(backends.CURRENT.url, "SELECT name FROM schema_migrations ORDER BY 1")
+    own = await pg_rows(backends.CURRENT.url, "SELECT name FROM schema_migrations ORDER BY version")
     assert [r[0] for r in own] == [m.name for m in available(PG_MIGRATIONS)]  # not SQLite's
     stored = await pg_rows(backends.CURRENT.url, "SELECT secret FROM endpoints")
     assert not any("whsec_" in row[0] for row in stored)
