@@ -25,6 +25,7 @@ from service.app import (
     build_upstream,
     create_app,
     open_store,
+    open_when_ready,
     provider_client,
     secret_box,
     simulator_config,
@@ -189,7 +190,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 async def _worker(settings: Settings) -> int:
     """The Procfile's ``worker:``: the background loops, stopped cleanly by SIGTERM or SIGINT."""
     store = open_store(settings)
-    await store.open()
+    await open_when_ready(store)
     client = provider_client(settings)
     background = build_background(settings, store, client, system_clock)
     listener = WakeListener(wake_address(settings.storage.database_path), background.waker)
