@@ -14,7 +14,9 @@ from tests.delivery.test_sealed_secrets import taskhook
 
 pytestmark = pytest.mark.postgres_only
 
-COMMANDS = [("db", "migrate"), ("accounts", "create", "acme"), ("worker",)]
+#: the admin commands (``worker`` and ``serve`` first wait up to a minute for the database:
+#: tests/store/test_startup_wait.py; then ``worker`` too says why in one line)
+COMMANDS = [("db", "migrate"), ("accounts", "create", "acme")]
 #: nothing listens there (the discard port)
 REFUSED = "postgresql://postgres@127.0.0.1:9/taskhook"
 
