@@ -14,6 +14,7 @@ reads) or one acquired connection (inside a transaction). Connection failures be
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import re
@@ -87,6 +88,12 @@ def is_loss(exc: BaseException) -> bool:
     return isinstance(exc, (StoreUnavailable, *CONNECTION_ERRORS))
 
 
+async def _acquire(pool: asyncpg.Pool) -> PoolConnectionProxy:
+    # asyncio.timeout, not acquire(timeout=): asyncpg's wait_for costs a task per acquire
+    async with asyncio.timeout(ACQUIRE_TIMEOUT_S):
+        return await pool.acquire()
+
+
 def discard(conn: PoolConnectionProxy) -> None:
     """Close ``conn`` at once rather than return it to the pool for reuse."""
     # a connection that closed mid-way is already back with the pool, detached
@@ -102,7 +109,7 @@ async def leased(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy]:
     terminated, not handed back: asyncpg would otherwise wait for the cancel of a timed-out
     statement and run a reset on it, each a further timeout against a server that does not
     answer. The pool opens a fresh one when it is next needed."""
-    conn = await unavailable_on_loss(pool.acquire(timeout=ACQUIRE_TIMEOUT_S))
+    conn = await unavailable_on_loss(_acquire(pool))
     try:
         yield conn
     except BaseException as exc:
