@@ -248,3 +248,17 @@ def test_the_cost_model_projects_hosts_up_to_the_database_ceiling() -> None:
     assert [p.throughput for p in lines] == pytest.approx([2000, 4000, 8000, 8000, 8000])
     assert [p.limit for p in lines] == ["hosts", "hosts", "hosts", "database", "database"]
     assert project(600.0, 400.0, None, host_cores=2, db_cores=2)[-1].limit == "hosts"
+
+
+async def test_top_statements_are_read_when_the_server_keeps_them(pg: PgServer) -> None:
+    """Empty when ``pg_stat_statements`` is not loaded; else this database's statements."""
+    async with pg.database("stmts") as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("CREATE TABLE t (n int)")
+            for n in range(5):
+                await conn.execute("INSERT INTO t VALUES ($1)", n)
+        finally:
+            await conn.close()
+        top = await pg.top_statements(database_name(url))
+    assert top == [] or any("INSERT INTO t" in line for line in top)

@@ -13,6 +13,12 @@ and the receiver must have counted exactly as many requests as were delivered.
 
 The raw loop's rate swings most with the machine (5,700 to 12,600/s within one run), so each
 run also sets the two processes' CPU per request side by side: a ratio no neighbour moves much.
+
+Each run then delivers the backlog again with two workers on one database (one on the service's
+CPU, one on the other), and, with ``--database``, both again on PostgreSQL (a fresh copy of a
+seeded template database per run): the receiver keeps every ``webhook-id`` per port, and a run
+passes only if none arrived twice — the run is shorter than a lease, so a second copy would be
+two live workers sending one delivery under one lease.
 """
 
 from __future__ import annotations
@@ -230,6 +236,9 @@ async def _run(ctx: Context, stack: contextlib.AsyncExitStack) -> tuple[Outcome,
                                 ctx, db, secret, count, session, stats_url, tag)  # fmt: skip
                             got = await _received(session, stats_url) - before
                             await _check(out, db, k, count, total, got, dupes)
+                            if k == ctx.runs - 1 and count == 2:
+                                note = await db.statements_note("delivery (two workers)")
+                                out.notes += [note] if note else []
                         fig.rate[count].values.append(rate)
                         fig.cpu[count].values.append(cpu)
                         if db_cpu is not None:

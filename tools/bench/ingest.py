@@ -168,4 +168,7 @@ async def _run(ctx: Context, stack: contextlib.AsyncExitStack) -> tuple[Outcome,
     for side in sides:
         side.stop()
         await side.verify(out)
+        note = await side.store.statements_note("ingest")
+        if note:
+            out.notes.append(note)
     return out, peak

@@ -13,6 +13,11 @@ process: the same clock times the send and the arrival, and each arrival's task 
 its body. Latency counts from the scheduled send time, so any queueing in the client is charged
 to the service rather than hidden.
 
+The web + worker pair also runs on PostgreSQL with ``--database`` (a fresh database holding the
+same seeded rows; the targets there are p50 <= 15 ms and p99 <= 60 ms), and each run counts the
+CPU web, worker and the PostgreSQL server (``pgserver.ServerCpu``) spent per callback: the
+cost model's inputs (``costs``).
+
 Every received event is verified with the ``standardwebhooks`` package under the endpoint's
 secret (after the run, not while timing), and the counts must agree: 2xx callbacks = events
 received and verified = tasks succeeded = deliveries delivered.
@@ -211,4 +216,7 @@ async def _run_on(ctx: Context, stack: contextlib.AsyncExitStack, *, split: bool
     )
     out.check(name, "2xx = tasks succeeded = delivered = applied callbacks = received" + pg_tag,
               (ok_total,) * 4, (*counts, received_total))  # fmt: skip
+    note = await store.statements_note("end-to-end (web + worker)")
+    if note:
+        out.notes.append(note)
     return out, peak

@@ -96,6 +96,33 @@ class PgServer:
         finally:
             await self.drop(name)
 
+    async def top_statements(self, database: str, limit: int = 8) -> list[str]:
+        """The statements that took the most server time on ``database``, from
+        ``pg_stat_statements`` when the server has it loaded (else nothing): where the store
+        spends the database's CPU."""
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            try:
+                rows = await conn.fetch(
+                    "SELECT s.query, s.calls, s.total_exec_time AS total,"
+                    " sum(s.total_exec_time) OVER () AS everything"
+                    " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+                    " WHERE d.datname = $1 ORDER BY s.total_exec_time DESC LIMIT $2",
+                    database,
+                    limit,
+                )
+            except asyncpg.PostgresError:  # not installed, or not preloaded
+                return []
+        finally:
+            await conn.close()
+        found = []
+        for r in rows:
+            share = r["total"] / max(r["everything"], 1e-9)
+            mean_us = r["total"] / max(r["calls"], 1) * 1000
+            query = " ".join(r["query"].split())[:160]
+            found.append(f"{share:.0%}, {r['calls']} calls, {mean_us:.0f} µs: {query}")
+        return found
+
     async def processes(self, database: str) -> tuple[set[int], set[int]]:
         """The pids of ``database``'s backends, and of the server's auxiliary processes."""
         conn = await asyncpg.connect(self.admin_url)

@@ -47,6 +47,18 @@ class BenchStore:
             row = conn.execute(sql).fetchone()
         return tuple(int(v or 0) for v in row)
 
+    async def statements_note(self, scenario: str) -> str | None:
+        """Which statements took the PostgreSQL server's time on this database (None on
+        SQLite, or when the server has no ``pg_stat_statements``)."""
+        if self.url is None or self.server is None:
+            return None
+        top = await self.server.top_statements(database_name(self.url))
+        if not top:
+            return None
+        return f"{scenario} on PostgreSQL, statements by server time (share, calls, mean): " + (
+            "; ".join(top)
+        )
+
     def server_cpu(self) -> ServerCpu | None:
         """A reader of the server's CPU on this database (PostgreSQL on this host only)."""
         if self.url is None or self.server is None or not self.server.local:
