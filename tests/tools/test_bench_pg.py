@@ -98,7 +98,8 @@ async def test_a_sqlite_seed_is_copied_in_with_its_types_and_indexes(
     pg: PgServer, tmp_path: Path
 ) -> None:
     """Parents before children, booleans from 0/1, jsonb from text, text from bytes, columns
-    the PostgreSQL schema lacks left out, secondary indexes rebuilt, sequences moved on."""
+    the PostgreSQL schema lacks left out, triggers not fired, secondary indexes rebuilt,
+    sequences moved on."""
     seed = tmp_path / "seed.db"
     _sqlite_seed(seed)
     async with pg.database("copy") as url:
@@ -111,9 +112,16 @@ async def test_a_sqlite_seed_is_copied_in_with_its_types_and_indexes(
                 " meta jsonb NOT NULL);"
                 "ALTER TABLE events ADD FOREIGN KEY (account_id) REFERENCES accounts(id);"
                 "CREATE INDEX events_by_account ON events (account_id, seq);"
+                "CREATE TABLE counted (n int NOT NULL); INSERT INTO counted VALUES (0);"
+                "CREATE FUNCTION count_one() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN UPDATE counted SET n = n + 1; RETURN NEW; END $$;"
+                "CREATE TRIGGER events_counted AFTER INSERT ON events"
+                " FOR EACH ROW EXECUTE FUNCTION count_one();"
             )
             copied = await pgseed.copy_from_sqlite(seed, url)
             assert copied == {"accounts": 2, "events": 300}
+            # copied rows do not fire the schema's triggers; the service's own writes do
+            assert await conn.fetchval("SELECT n FROM counted") == 0
             assert await conn.fetchval("SELECT count(*) FROM accounts WHERE enabled") == 1
             assert await conn.fetchval("SELECT payload->>'n' FROM events WHERE seq = 7") == "7"
             assert await conn.fetchval(
@@ -122,6 +130,7 @@ async def test_a_sqlite_seed_is_copied_in_with_its_types_and_indexes(
             assert await conn.fetchval(
                 "INSERT INTO events (account_id, payload) VALUES ('a1', '{}') RETURNING seq"
             ) == 301  # fmt: skip
+            assert await conn.fetchval("SELECT n FROM counted") == 1
             store = BenchStore("PostgreSQL", seed, url, pg)
             assert await store.one("SELECT count(*), sum(seq) FROM events") == (301, 45451)
         finally:

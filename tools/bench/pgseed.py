@@ -2,9 +2,12 @@
 
 The schema is the service's own: ``python -m service db migrate`` with ``TASKHOOK_DATABASE_URL``
 naming the new database. The rows are those ``seed.build`` wrote to SQLite — one generator for
-both stores, so the two run on the same data — copied table by table, parents before children
-(foreign keys stay on), through ``asyncpg``'s ``copy_records_to_table``: a million tasks and
-five million deliveries in minutes where ``INSERT`` would take much longer.
+both stores, so the two run on the same data — copied table by table, parents before children,
+through ``asyncpg``'s ``copy_records_to_table``: a million tasks and five million deliveries in
+minutes where ``INSERT`` would take much longer. Triggers (and so foreign-key checks) are off
+while rows go in (``session_replication_role = replica``): SQLite's rows already satisfy its
+keys, and a table the triggers keep (``status_counts``) is copied as SQLite kept it rather than
+counted a second time by PostgreSQL's own triggers.
 
 Columns are matched by name, and each value is converted to the PostgreSQL column's type where
 SQLite's differs (0/1 for a boolean, text for ``jsonb``, bytes for ``bytea``). Secondary indexes
@@ -20,6 +23,7 @@ import asyncio
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -67,8 +71,8 @@ def converter(pg_type: str) -> Convert | None:
         return lambda v: v.decode() if isinstance(v, bytes) else v
     if pg_type == "bytea":
         return lambda v: v.encode() if isinstance(v, str) else v
-    if pg_type in ("timestamp with time zone", "timestamp without time zone"):
-        raise NotImplementedError("timestamps: the bench writes epoch milliseconds")
+    if pg_type == "timestamp with time zone":  # SQLite keeps epoch milliseconds
+        return lambda v: None if v is None else datetime.fromtimestamp(v / 1000, UTC)
     return None
 
 
@@ -134,6 +138,9 @@ async def copy_from_sqlite(source: Path, url: str) -> dict[str, int]:
             columns.setdefault(row["table_name"], {})[row["column_name"]] = row["data_type"]
         order = [t for t in sqlite_order(lite) if t in columns and t not in MIGRATION_TABLES]
         indexes = await _drop_indexes(conn, order)
+        # Triggers off (foreign keys are triggers too): rows go in as SQLite holds them, and
+        # tables triggers keep (status_counts) are copied as they stand instead of counted twice.
+        await conn.execute("SET session_replication_role = replica")
         for table in order:
             cursor = lite.execute(f'SELECT * FROM "{table}"')  # noqa: S608
             names = [d[0] for d in cursor.description]
@@ -147,6 +154,7 @@ async def copy_from_sqlite(source: Path, url: str) -> dict[str, int]:
             for batch in _rows(cursor, converts):
                 await conn.copy_records_to_table(table, records=batch, columns=names)
                 copied[table] += len(batch)
+        await conn.execute("SET session_replication_role = DEFAULT")
         for ddl in indexes:
             await conn.execute(ddl)
         await _bump_sequences(conn, order)
