@@ -28,6 +28,7 @@ from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.retention import Retention
 from service.settings import Settings
 from service.store.base import Store
+from service.store.postgres.store import PostgresStore
 from service.store.sqlite import SqliteStore
 from service.upstream import Upstream
 from service.usecases import TaskPolicy
@@ -43,9 +44,18 @@ from service.workers import Waker, Workers
 log = get_logger("taskhook.app")
 
 
-def open_store(settings: Settings) -> SqliteStore:
+def open_store(settings: Settings, *, migrate: bool | None = None) -> SqliteStore | PostgresStore:
     """The store the settings describe (not yet opened), sealing endpoint secrets with the
-    current secret key and opening them with any configured one."""
+    current secret key and opening them with any configured one. ``migrate`` overrides
+    ``[storage] migrate_on_start``."""
+    storage = settings.storage
+    if storage.is_postgres:
+        return PostgresStore(
+            storage.url,
+            secrets=secret_box(settings),
+            pool_size=storage.pool_size,
+            migrate=storage.migrate_on_start if migrate is None else migrate,
+        )
     return SqliteStore(
         settings.storage.database_path,
         busy_timeout_ms=settings.storage.busy_timeout_ms,

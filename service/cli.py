@@ -34,7 +34,7 @@ from service.errors import ConfigError, TaskhookError
 from service.logs import configure_logging, get_logger
 from service.providers.simulator import create_simulator_app
 from service.settings import Settings, load_settings
-from service.store.sqlite import SqliteStore
+from service.store.base import Store
 from service.wakeup import WakeListener, wake_address
 
 T = TypeVar("T")
@@ -207,7 +207,7 @@ def _simulator(settings: Settings, host: str, port: int) -> int:
 
 
 def _run_admin(settings: Settings, args: argparse.Namespace) -> int:
-    def with_store(work: Callable[[SqliteStore], Awaitable[T]]) -> T:
+    def with_store(work: Callable[[Store], Awaitable[T]]) -> T:
         async def run() -> T:
             store = open_store(settings)
             await store.open()
@@ -297,7 +297,7 @@ def _deliveries(count: int, kind: str = "") -> str:
 
 
 async def _migrate(settings: Settings) -> list[str]:
-    store = open_store(settings)
+    store = open_store(settings, migrate=True)
     applied = await store.open()
     await store.close()
     return applied

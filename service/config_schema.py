@@ -115,6 +115,13 @@ def _limit_storage(value: Any) -> str:
     return text
 
 
+def _database_url(value: Any) -> str:
+    text = _text(value).strip()
+    if text and not text.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError("must be empty, sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    return text
+
+
 def _key_prefix(value: Any) -> str:
     text = _text(value)
     if not 1 <= len(text) <= 64 or not all(c.isalnum() or c in "_-.:" for c in text):
@@ -133,6 +140,9 @@ SCHEMA: dict[str, dict[str, Convert]] = {
         "data_dir": _text,
         "busy_timeout_ms": _integer(0, 600_000),
         "synchronous": _choice("FULL", "NORMAL"),
+        "url": _database_url,
+        "pool_size": _integer(2, 500),
+        "migrate_on_start": _flag,
     },
     "api": {
         "max_body_bytes": _integer(1024, 64 * 1024 * 1024),
@@ -208,6 +218,7 @@ SHORTCUTS = {
     "TASKHOOK_HOST": ("service", "host"),
     "TASKHOOK_PUBLIC_URL": ("service", "public_url"),
     "TASKHOOK_DATA_DIR": ("storage", "data_dir"),
+    "TASKHOOK_DATABASE_URL": ("storage", "url"),
     "TASKHOOK_LOG_LEVEL": ("logging", "level"),
     "TASKHOOK_LOG_FORMAT": ("logging", "format"),
 }

@@ -22,7 +22,8 @@ use cases raise meaningful errors without knowing about HTTP.
     ├── RateLimited             429  the key spent its request budget (``Retry-After``)
     ├── TooManyTasks            429  the account has max_in_flight_per_account tasks unfinished
     └── StoreError              500  the database failed (never caused by input)
-        └── StoreBusy           503  the write lock stayed taken past the busy timeout
+        ├── StoreBusy           503  the write lock stayed taken past the busy timeout
+        └── StoreUnavailable    503  the database cannot be reached (``Retry-After``)
 """
 
 from __future__ import annotations
@@ -144,3 +145,12 @@ class StoreBusy(StoreError):
 
     status_code = 503
     code = "store_busy"
+
+
+class StoreUnavailable(StoreError):
+    """The database is down, restarting or unreachable: nothing was written; retry after
+    ``retry_after`` seconds (the service reconnects by itself)."""
+
+    status_code = 503
+    code = "store_unavailable"
+    retry_after = 1

@@ -72,9 +72,20 @@ class StorageSettings:
     data_dir: Path
     busy_timeout_ms: int
     synchronous: str
+    #: "" or sqlite:///PATH (SQLite), or postgresql://… (PostgreSQL)
+    url: str = ""
+    #: connections each process keeps to PostgreSQL
+    pool_size: int = 10
+    migrate_on_start: bool = True
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith(("postgresql://", "postgres://"))
 
     @property
     def database_path(self) -> Path:
+        if self.url.startswith("sqlite:///"):
+            return Path(self.url.removeprefix("sqlite:///"))
         return self.data_dir / "taskhook.db"
 
 
@@ -288,6 +299,9 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         data_dir=Path(v["storage"]["data_dir"]),
         busy_timeout_ms=v["storage"]["busy_timeout_ms"],
         synchronous=v["storage"]["synchronous"],
+        url=v["storage"]["url"],
+        pool_size=v["storage"]["pool_size"],
+        migrate_on_start=v["storage"]["migrate_on_start"],
     )
     tasks = TaskSettings(**v["tasks"])
     if tasks.default_provider and tasks.default_provider not in tasks.providers:

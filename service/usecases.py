@@ -111,6 +111,7 @@ async def submit_task(
     cost = policy.pricing.price(spec.model, spec.type, spec.resolution, spec.num_images)
 
     async with kept_if_refused(store, screening.decisions), store.transaction() as tx:
+        await tx.lock_account(account_id)
         await tx.insert_moderation_decisions(screening.decisions)
         if idempotency_key is not None:
             raced = await _idempotent_task(

@@ -1,5 +1,11 @@
-"""Shared fixtures: real settings from config/dev.toml, a real SQLite file in ``tmp_path``, the
-real app behind ``httpx.ASGITransport`` with its lifespan running."""
+"""Shared fixtures: real settings from config/dev.toml, a real database — a SQLite file in
+``tmp_path``, or a fresh PostgreSQL schema (``tests.backends``) — the real app behind
+``httpx.ASGITransport`` with its lifespan running.
+
+The suites in ``BOTH_BACKENDS`` run every test twice, ``[sqlite]`` and ``[postgres]``, unless
+it is marked ``sqlite_only`` (it looks at SQLite's own machinery: the file, its WAL, group
+commit) or ``postgres_only``. The PostgreSQL lane skips, loudly, when no server is reachable —
+and fails instead when ``TASKHOOK_REQUIRE_POSTGRES=1`` (CI)."""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -18,9 +24,10 @@ from service.app import create_app
 from service.core.clock import system_clock
 from service.logs import configure_logging
 from service.settings import PROJECT_ROOT, Settings, load_settings
-from service.store.sqlite import SqliteStore
+from service.store.base import Store
 from service.usecases import create_account, create_api_key
 from service.web.context import Services
+from tests import backends
 
 if TYPE_CHECKING:  # the harness module imports this one
     from tests.upstream.test_callback_rejections import Harness
@@ -29,13 +36,87 @@ SECRET = "test-secret-key-0123456789abcdefghijklmnop"
 
 
 def settings_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a service under test, on the running test's backend."""
+    database = {"TASKHOOK_DATABASE_URL": backends.CURRENT.url} if backends.CURRENT.url else {}
     return {
         "TASKHOOK_CONFIG": str(PROJECT_ROOT / "config" / "dev.toml"),
         "TASKHOOK_DATA_DIR": str(data_dir),
         "TASKHOOK_SECRET_KEY": SECRET,
         "TASKHOOK_LOG_LEVEL": "warning",
+        **database,
         **extra,
     }
+
+
+BOTH_BACKENDS = (
+    "store", "api", "upstream", "delivery", "e2e", "endpoints", "replay", "ops", "ratelimit",
+    "moderation",
+)  # fmt: skip
+_skipped_postgres: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: SQLite's own machinery; one lane only")
+    config.addinivalue_line("markers", "postgres_only: PostgreSQL's own machinery")
+
+
+def _suite(node: pytest.Item | pytest.Metafunc) -> str:
+    path = Path(str(node.path if isinstance(node, pytest.Item) else node.definition.path))
+    parts = path.relative_to(PROJECT_ROOT / "tests").parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marks = {m.name for m in metafunc.definition.iter_markers()}
+    if "postgres_only" in marks:
+        lanes: tuple[str, ...] = ("postgres",)
+    elif "sqlite_only" in marks or _suite(metafunc) not in BOTH_BACKENDS:
+        return
+    else:
+        lanes = backends.BACKENDS
+    metafunc.fixturenames.append("backend")
+    metafunc.parametrize("backend", lanes, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The lane: ``sqlite``, or ``postgres`` on a fresh schema of the session's database."""
+    lane: str = request.param
+    if lane == "postgres":
+        why = backends.SESSION.unreachable()
+        if why is not None:
+            if backends.REQUIRED:
+                pytest.fail(f"PostgreSQL is required (TASKHOOK_REQUIRE_POSTGRES=1): {why}")
+            _skipped_postgres.append(why)
+            pytest.skip(f"PostgreSQL unreachable at {backends.SERVER_URL}: {why}")
+        backends.CURRENT.url = backends.SESSION.new_schema()
+    try:
+        yield lane
+    finally:
+        backends.CURRENT.url = ""
+
+
+@pytest.fixture(autouse=True)
+def _database_lane(request: pytest.FixtureRequest) -> None:
+    """The lane is chosen before any other fixture builds settings or a store from it."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "backend" in callspec.params:
+        request.getfixturevalue("backend")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    backends.SESSION.drop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _skipped_postgres:
+        terminalreporter.write_sep(
+            "!", f"POSTGRESQL LANE SKIPPED: {len(_skipped_postgres)} tests did not run", red=True
+        )
+        terminalreporter.write_line(
+            f"  no server at {backends.SERVER_URL} ({_skipped_postgres[0]}); set"
+            " TASKHOOK_TEST_DATABASE_URL or start PostgreSQL. CI requires this lane."
+        )
 
 
 #: The external providers switched on (nothing listens there: API tests run no workers).
@@ -61,9 +142,8 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 
 
 @pytest.fixture
-def store(app: Starlette) -> SqliteStore:
+def store(app: Starlette) -> Store:
     services: Services = app.state.services
-    assert isinstance(services.store, SqliteStore)
     return services.store
 
 
@@ -88,7 +168,7 @@ MakeCaller = Callable[..., Awaitable[Caller]]
 
 
 @pytest.fixture
-def make_caller(store: SqliteStore) -> MakeCaller:
+def make_caller(store: Store) -> MakeCaller:
     """Create an account with ``credits`` and an API key for it, through the real use cases."""
 
     async def make(credits: int = 1000, name: str = "acme") -> Caller:
@@ -105,7 +185,7 @@ async def caller(make_caller: MakeCaller) -> Caller:
 
 
 @pytest.fixture
-def h(app: Starlette, client: httpx.AsyncClient, store: SqliteStore) -> Harness:
+def h(app: Starlette, client: httpx.AsyncClient, store: Store) -> Harness:
     """The callback harness (tasks to call back, signed callbacks) over this test's app."""
     from tests.upstream.test_callback_rejections import Harness
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from service.core.clock import to_rfc3339
 from service.core.events import EVENT_TYPES, Event, envelope
 from service.core.signing import decode_secret, encode_secret
+from service.core.tasks import storable_text
 from service.errors import ValidationFailed
 
 MAX_URL = 2048
@@ -251,9 +252,9 @@ def _object(body: object, allowed: frozenset[str]) -> Mapping[str, Any]:
 def _description(value: object) -> str:
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION or not storable_text(value):
         raise ValidationFailed(
-            f"description must be text of at most {MAX_DESCRIPTION} characters.",
+            f"description must be text (no NUL) of at most {MAX_DESCRIPTION} characters.",
             field="description",
         )
     return value

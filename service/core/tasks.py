@@ -105,8 +105,10 @@ def parse_task_request(
         raise ValidationFailed(
             f"prompt must be 1 to {MAX_PROMPT} characters and not blank.", field="prompt"
         )
-    if not _encodable(prompt):
-        raise ValidationFailed("prompt must be valid Unicode text.", field="prompt")
+    if not storable_text(prompt):
+        raise ValidationFailed(
+            "prompt must be valid Unicode text without NUL characters.", field="prompt"
+        )
 
     model = _choice(body, "model", tuple(models), default=None)
     images = _images(body.get("images"))
@@ -167,7 +169,11 @@ def _images(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _encodable(text: str) -> bool:
+def storable_text(text: str) -> bool:
+    """Text every backend keeps as it came: encodable as UTF-8 (no lone surrogates) and free
+    of NUL, which PostgreSQL's text cannot hold."""
+    if "\x00" in text:
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

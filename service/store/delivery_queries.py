@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from service.core.endpoints import Endpoint
 from service.core.pagination import PageRequest
 from service.store.base import Attempt, ClaimedDelivery, Delivery, DeliveryOutcome
-from service.store.rows import Sql, to_json
+from service.store.rows import Row, Sql, to_json
 from service.store.sealing import StoredSecrets, context
 
 ENDPOINT_COLUMNS = (
@@ -34,7 +33,7 @@ ATTEMPT_COLUMNS = (
 )
 
 
-def endpoint_from_row(row: sqlite3.Row, sealer: StoredSecrets, prefix: str = "") -> Endpoint:
+def endpoint_from_row(row: Row, sealer: StoredSecrets, prefix: str = "") -> Endpoint:
     """An endpoint from its columns, named ``prefix`` + column (a join selects them aliased),
     its secrets opened."""
 
@@ -62,7 +61,7 @@ def endpoint_from_row(row: sqlite3.Row, sealer: StoredSecrets, prefix: str = "")
     )
 
 
-def delivery_from_row(row: sqlite3.Row) -> Delivery:
+def delivery_from_row(row: Row) -> Delivery:
     return Delivery(
         id=row["id"],
         event_id=row["event_id"],
@@ -79,7 +78,7 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
     )
 
 
-def attempt_from_row(row: sqlite3.Row) -> Attempt:
+def attempt_from_row(row: Row) -> Attempt:
     return Attempt(
         id=row["id"],
         delivery_id=row["delivery_id"],
@@ -163,7 +162,7 @@ class DeliveryQueries(Sql):
 
     async def get_endpoint_by_id(self, endpoint_id: str) -> Endpoint | None:
         row = await self._one(
-            f"SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?",  # noqa: S608
+            f"SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?{self._row_lock}",  # noqa: S608
             (endpoint_id,),
         )
         return endpoint_from_row(row, self._secrets) if row else None
@@ -223,9 +222,10 @@ class DeliveryQueries(Sql):
         """Run inside a transaction: the lease and the read of what it leased are one step."""
         token = secrets.token_hex(16)
         leased = await self._all(
-            "UPDATE deliveries SET lease_until = ?, claim_token = ? WHERE id IN ("
+            "UPDATE deliveries SET lease_until = ?, claim_token = ? WHERE id IN ("  # noqa: S608
             " SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
-            " AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?)"
+            " AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at"
+            f" LIMIT ?{self._skip_locked})"
             " RETURNING id",
             (now_ms + lease_ms, token, now_ms, now_ms, limit),
         )

@@ -8,18 +8,16 @@ reads are for the operator CLI, which acts across accounts by design.
 
 from __future__ import annotations
 
-import sqlite3
-
 from service.core.events import Event
 from service.core.pagination import PageRequest
 from service.store.base import Attempt, CallbackRecord, EventFilter
 from service.store.delivery_queries import ATTEMPT_COLUMNS, attempt_from_row
-from service.store.rows import CALLBACK_COLUMNS, Sql, callback_from_row
+from service.store.rows import CALLBACK_COLUMNS, Row, Sql, callback_from_row
 
 EVENT_COLUMNS = "id, account_id, type, task_id, payload, created_at"
 
 
-def event_from_row(row: sqlite3.Row) -> Event:
+def event_from_row(row: Row) -> Event:
     return Event(
         id=row["id"],
         account_id=row["account_id"],

@@ -29,10 +29,10 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def available() -> list[Migration]:
-    """The migrations shipped with the package, in version order."""
+def available(package: str = "service.store.migrations") -> list[Migration]:
+    """The migrations shipped in ``package`` (SQLite's by default), in version order."""
     found = []
-    for entry in resources.files("service.store.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         match = _NAME.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))

@@ -8,19 +8,18 @@ is what lets SQLite match a partial index's ``WHERE verdict = 'blocked'``.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from service.core.pagination import PageRequest
 from service.store.base import MODERATION_VERDICTS, DecisionFilter, ModerationDecision
-from service.store.rows import Sql
+from service.store.rows import Row, Sql
 
 DECISION_COLUMNS = (
     "id, account_id, key_id, verdict, stage, rule_id, category, error, prompt_sha256, created_at"
 )
 
 
-def decision_from_row(row: sqlite3.Row) -> ModerationDecision:
+def decision_from_row(row: Row) -> ModerationDecision:
     return ModerationDecision(
         id=row["id"],
         account_id=row["account_id"],

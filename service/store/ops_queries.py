@@ -34,7 +34,7 @@ PURGE_EVENTS = (
     " ORDER BY e.created_at LIMIT ?)"
 )
 PURGE_CALLBACKS = (
-    "UPDATE callbacks SET body = x'', headers = '{}', purged_at = ? WHERE id IN ("
+    "UPDATE callbacks SET body = ?, headers = '{}', purged_at = ? WHERE id IN ("
     " SELECT id FROM callbacks WHERE purged_at IS NULL AND received_at < ?"
     " AND outcome <> 'pending' ORDER BY received_at LIMIT ?)"
 )
@@ -65,5 +65,5 @@ class OpsQueries(Sql):
         return cursor.rowcount
 
     async def purge_callback_bodies(self, cutoff_ms: int, now_ms: int, limit: int) -> int:
-        cursor = await self._conn.execute(PURGE_CALLBACKS, (now_ms, cutoff_ms, limit))
+        cursor = await self._conn.execute(PURGE_CALLBACKS, (b"", now_ms, cutoff_ms, limit))
         return cursor.rowcount

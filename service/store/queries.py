@@ -36,6 +36,12 @@ class Queries(TaskQueries, DeliveryQueries, EventQueries, OpsQueries, Moderation
         )
         return Account(row["id"], row["name"], row["created_at"]) if row else None
 
+    async def lock_account(self, account_id: str) -> None:
+        """Hold the account until the transaction ends: its submits, which read the balance
+        and the idempotency keys before they write, then run one at a time."""
+        sql = f"SELECT id FROM accounts WHERE id = ?{self._row_lock}"  # noqa: S608
+        await self._one(sql, (account_id,))
+
     async def insert_account(self, account: Account) -> None:
         await self._conn.execute(
             "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)",
@@ -186,7 +192,9 @@ class Queries(TaskQueries, DeliveryQueries, EventQueries, OpsQueries, Moderation
 
     async def put_idempotency(self, record: IdempotencyRecord) -> None:
         await self._conn.execute(
-            "INSERT OR REPLACE INTO idempotency_keys (account_id, key, fingerprint, task_id,"
-            " created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO idempotency_keys (account_id, key, fingerprint, task_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, key) DO UPDATE SET"
+            " fingerprint = excluded.fingerprint, task_id = excluded.task_id,"
+            " created_at = excluded.created_at",
             (record.account_id, record.key, record.fingerprint, record.task_id, record.created_at),
         )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -16,7 +15,19 @@ from service.core.tasks import Task, TaskSpec
 from service.errors import StoreError
 from service.store.base import CallbackRecord
 from service.store.inline import InlineConnection
+from service.store.postgres.connection import PgConnection
 from service.store.sealing import StoredSecrets
+
+
+class Row(Protocol):
+    """A result row, by column name or position: ``Row`` and ``asyncpg.Record``."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+
+#: the connections the shared queries run on: SQLite's reader and writer, asyncpg's pool or one
+#: of its connections (``service.store.postgres.connection``)
+Connection = aiosqlite.Connection | InlineConnection | PgConnection
 
 TASK_COLUMNS = (
     "id, account_id, status, progress, sequence, model, provider, provider_task_id, type, prompt,"
@@ -27,11 +38,17 @@ TASK_COLUMNS = (
 
 class Sql:
     """One connection: the reader for plain reads, the writer inside a transaction.
-    ``secrets`` seals and opens the secrets some rows hold (see ``service.store.sealing``)."""
+    ``secrets`` seals and opens the secrets some rows hold (see ``service.store.sealing``).
 
-    def __init__(
-        self, conn: aiosqlite.Connection | InlineConnection, secrets: StoredSecrets | None = None
-    ) -> None:
+    Two clauses differ by dialect and are attributes, so the statements stay shared: ``_row_lock``
+    follows a read of a row a transaction will change (PostgreSQL's ``FOR UPDATE``: SQLite's one
+    writer already serialises them), ``_skip_locked`` follows a claim's choice of rows (``FOR
+    UPDATE SKIP LOCKED``: two workers never pick the same ones)."""
+
+    _row_lock = ""
+    _skip_locked = ""
+
+    def __init__(self, conn: Connection, secrets: StoredSecrets | None = None) -> None:
         self._conn = conn
         self._stored_secrets = secrets
 
@@ -44,12 +61,12 @@ class Sql:
             )
         return self._stored_secrets
 
-    async def _one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Row | None:
+    async def _one(self, sql: str, args: tuple[Any, ...]) -> Row | None:
         async with self._conn.execute(sql, args) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
+            row: Row | None = await cursor.fetchone()
             return row
 
-    async def _all(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
+    async def _all(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
         async with self._conn.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
 
@@ -60,7 +77,7 @@ class Sql:
         account_id: str,
         page: PageRequest,
         filters: Sequence[tuple[str, str | int | None]] = (),
-    ) -> list[sqlite3.Row]:
+    ) -> list[Row]:
         """A page of an account's rows, newest first (ids are time-ordered), fetching
         ``limit + 1`` so the caller can tell whether another page exists. ``filters`` are
         ``("column = ?", value)`` pairs, applied where the value is not ``None``."""
@@ -83,7 +100,7 @@ CALLBACK_COLUMNS = (
 )
 
 
-def callback_from_row(row: sqlite3.Row) -> CallbackRecord:
+def callback_from_row(row: Row) -> CallbackRecord:
     return CallbackRecord(
         id=row["id"],
         account_id=row["account_id"],
@@ -104,7 +121,7 @@ def to_json(value: object) -> str:
     return compactjson.dumps(value)
 
 
-def task_from_row(row: sqlite3.Row) -> Task:
+def task_from_row(row: Row) -> Task:
     params = json.loads(row["params"])
     failure = Failure(row["failure_code"], row["failure_message"]) if row["failure_code"] else None
     spec = TaskSpec(

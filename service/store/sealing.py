@@ -25,7 +25,7 @@ import functools
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from service.core.secretbox import (
     NONCE_BYTES,
@@ -87,6 +87,14 @@ def seal_plaintext(conn: sqlite3.Connection, secrets: StoredSecrets) -> int:
         for v in row
         if v is not None
     ]
+    refuse_unknown_keys(values, secrets)
+    if all(is_sealed(v) for v in values):
+        return 0
+    return _reseal(conn, secrets, lambda value: not is_sealed(value))
+
+
+def refuse_unknown_keys(values: list[str], secrets: StoredSecrets) -> None:
+    """Raise if any stored value is sealed under a key ``secrets`` does not hold."""
     unknown = Counter(key_id_of(v) for v in values if is_sealed(v))
     for key_id in secrets.box.key_ids:
         unknown.pop(key_id, None)
@@ -98,9 +106,6 @@ def seal_plaintext(conn: sqlite3.Connection, secrets: StoredSecrets) -> int:
             " TASKHOOK_SECRET_KEY_PREVIOUS (then `taskhook secrets reencrypt` moves them to"
             " the current key)."
         )
-    if all(is_sealed(v) for v in values):
-        return 0
-    return _reseal(conn, secrets, lambda value: not is_sealed(value))
 
 
 def reencrypt(conn: sqlite3.Connection, secrets: StoredSecrets, batch: int = BATCH_ROWS) -> int:
@@ -146,19 +151,32 @@ def _reseal(
     return moved
 
 
+def resealed(
+    secrets: StoredSecrets,
+    needs: Callable[[str], bool],
+    endpoint_id: str,
+    stored: Sequence[str | None],
+) -> tuple[list[str | None], int]:
+    """An endpoint's stored secrets with those ``needs`` picks sealed anew under the current
+    key, and how many that was."""
+    changed, values = 0, []
+    for column, value in zip(ENDPOINT_SECRET_COLUMNS, stored, strict=True):
+        if value is not None and needs(value):
+            where = context("endpoints", column, endpoint_id)
+            value = secrets.seal(secrets.open(value, where), where)
+            changed += 1
+        values.append(value)
+    return values, changed
+
+
 def _reseal_row(
     conn: sqlite3.Connection,
     secrets: StoredSecrets,
     needs: Callable[[str], bool],
     row: sqlite3.Row,
 ) -> int:
-    endpoint_id, changed, values = row[0], 0, []
-    for column, stored in zip(ENDPOINT_SECRET_COLUMNS, row[1:], strict=True):
-        if stored is not None and needs(stored):
-            where = context("endpoints", column, endpoint_id)
-            stored = secrets.seal(secrets.open(stored, where), where)
-            changed += 1
-        values.append(stored)
+    endpoint_id = row[0]
+    values, changed = resealed(secrets, needs, endpoint_id, row[1:])
     if changed:
         conn.execute(
             "UPDATE endpoints SET secret = ?, previous_secret = ? WHERE id = ?",

@@ -23,7 +23,7 @@ from service.store.rows import (
 IN_FLIGHT = (
     "SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE account_id = ? AND status IN ("  # noqa: S608
     + ", ".join(f"'{s}'" for s in TaskStatus if not s.terminal)  # fixed names, not input
-    + ") LIMIT ?)"
+    + ") LIMIT ?) AS live"
 )
 
 
@@ -32,14 +32,14 @@ class TaskQueries(Sql):
 
     async def get_task(self, account_id: str, task_id: str) -> Task | None:
         row = await self._one(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND account_id = ?",  # noqa: S608
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND account_id = ?{self._row_lock}",  # noqa: S608
             (task_id, account_id),
         )
         return task_from_row(row) if row else None
 
     async def get_task_by_id(self, task_id: str) -> Task | None:
         row = await self._one(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?",  # noqa: S608
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?{self._row_lock}",  # noqa: S608
             (task_id,),
         )
         return task_from_row(row) if row else None
@@ -79,7 +79,7 @@ class TaskQueries(Sql):
             "UPDATE tasks SET lease_until = ?, claim_token = ? WHERE id IN ("  # noqa: S608
             " SELECT id FROM tasks WHERE next_check_at IS NOT NULL AND next_check_at <= ?"
             f" AND status IN ({marks}) AND (lease_until IS NULL OR lease_until <= ?)"
-            " ORDER BY next_check_at LIMIT ?)"
+            f" ORDER BY next_check_at LIMIT ?{self._skip_locked})"
             f" RETURNING {TASK_COLUMNS}, submit_attempts, submitted_at",
             (now_ms + lease_ms, token, now_ms, *statuses, now_ms, limit),
         )

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.errors import RateLimited, StoreBusy, TaskhookError, Unauthorized
+from service.errors import RateLimited, StoreBusy, StoreUnavailable, TaskhookError, Unauthorized
 from service.logs import get_logger
 
 log = get_logger("taskhook.web")
@@ -35,6 +35,8 @@ async def taskhook_error(_request: Request, exc: Exception) -> Response:
         response.headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, StoreBusy):
         response.headers["Retry-After"] = "1"
+    if isinstance(exc, StoreUnavailable):
+        response.headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
     if exc.status_code >= 500:

@@ -12,6 +12,7 @@ import pytest
 from service.core.clock import system_clock
 from service.store.sqlite import SqliteStore
 from service.usecases import create_api_key, revoke_api_key
+from tests.backends import reader
 from tests.conftest import Caller, MakeCaller
 
 TASK = "task_01J00000000000000000000000"
@@ -47,7 +48,7 @@ async def call(
 
 
 async def count_tasks(store: SqliteStore) -> int:
-    async with store.db.reader.execute("SELECT COUNT(*) FROM tasks") as cursor:
+    async with reader(store).execute("SELECT COUNT(*) FROM tasks") as cursor:
         row = await cursor.fetchone()
     assert row is not None
     return int(row[0])

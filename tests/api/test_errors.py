@@ -15,6 +15,7 @@ from service.core.pagination import PageRequest
 from service.settings import Settings
 from service.store.base import DecisionFilter, ModerationDecision
 from service.store.sqlite import SqliteStore
+from tests.backends import reader
 from tests.conftest import Caller, MakeCaller
 
 ERROR_KEYS = {"code", "message", "field"}
@@ -62,7 +63,7 @@ async def post_raw(
 async def row_counts(store: SqliteStore) -> dict[str, int]:
     counts = {}
     for table in TABLES:
-        async with store.db.reader.execute(f"SELECT COUNT(*) FROM {table}") as cursor:  # noqa: S608
+        async with reader(store).execute(f"SELECT COUNT(*) FROM {table}") as cursor:  # noqa: S608
             row = await cursor.fetchone()
         assert row is not None
         counts[table] = int(row[0])
@@ -680,10 +681,23 @@ async def test_odd_content_length_is_not_500(
     assert response.status_code in (400, 413)
 
 
+async def test_a_nul_in_the_prompt_is_refused_before_any_charge(
+    lenient_client: httpx.AsyncClient, caller: Caller
+) -> None:
+    # PostgreSQL's text cannot hold NUL; refused the same way on both backends.
+    content = b'{"prompt": "a cat\\u0000", "model": "nano-banana"}'
+    response = await post_raw(lenient_client, caller, content)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "prompt"
+    account = await lenient_client.get("/v1/account", headers=caller.headers)
+    assert account.json()["balance"] == 1000
+
+
 @pytest.mark.parametrize(
     "content",
     [
-        b'{"prompt": "a cat\\u0000", "model": "nano-banana"}',
+        b'{"prompt": "a cat", "model": "nano-banana", "metadata": {"nul\\u0000": "\\u0000"}}',
         b'{"prompt": "a cat", "model": "nano-banana", "metadata": {"n": ' + b"9" * 1000 + b"}}",
         b'{"prompt": "a cat", "model": "nano-banana", "metadata": {"a": {"b": {"c": [[[[1]]]]}}}}',
         b'{"prompt": "a cat", "model": "nano-banana", "prompt": "a dog"}',

@@ -14,6 +14,7 @@ import pytest
 from service.core.clock import parse_rfc3339, system_clock
 from service.store.sqlite import SqliteStore
 from service.usecases import create_account, create_api_key
+from tests.backends import reader
 from tests.conftest import Caller, MakeCaller
 
 URL = "/v1/moderation/decisions"
@@ -179,12 +180,13 @@ async def test_an_admin_key_sees_every_account_and_may_pick_one(
 
 
 async def rows(store: SqliteStore, table: str) -> int:
-    async with store.db.reader.execute(f"SELECT COUNT(*) FROM {table}") as cursor:  # noqa: S608
+    async with reader(store).execute(f"SELECT COUNT(*) FROM {table}") as cursor:  # noqa: S608
         row = await cursor.fetchone()
     assert row is not None
     return int(row[0])
 
 
+@pytest.mark.sqlite_only  # traces the SQLite writer's statements
 async def test_an_accepted_submit_writes_its_decision_in_the_tasks_own_commit(
     client: httpx.AsyncClient, store: SqliteStore, caller: Caller
 ) -> None:
@@ -202,6 +204,7 @@ async def test_an_accepted_submit_writes_its_decision_in_the_tasks_own_commit(
     assert ran.index("COMMIT") > ran.index(inserts[-1])
 
 
+@pytest.mark.sqlite_only  # traces the SQLite writer's statements
 async def test_a_submit_refused_after_screening_keeps_its_decision_alone(
     client: httpx.AsyncClient, store: SqliteStore, make_caller: MakeCaller
 ) -> None:

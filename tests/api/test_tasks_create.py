@@ -18,6 +18,7 @@ from service.core.clock import system_clock
 from service.settings import PROJECT_ROOT, load_settings
 from service.store.sqlite import SqliteStore
 from service.usecases import create_account, create_api_key
+from tests.backends import reader
 from tests.conftest import Caller, MakeCaller, settings_env
 from tests.contract import TASK_FIELDS
 
@@ -55,7 +56,7 @@ async def balance(client: httpx.AsyncClient, who: Caller) -> int:
 
 
 async def count(store: SqliteStore, sql: str, *args: object) -> int:
-    async with store.db.reader.execute(sql, args) as cursor:
+    async with reader(store).execute(sql, args) as cursor:
         row = await cursor.fetchone()
     assert row is not None
     return int(row[0])
@@ -163,7 +164,7 @@ async def test_create_writes_a_task_queued_event_carrying_the_task_object(
 ) -> None:
     task = (await post_task(client, caller, {**BODY, "metadata": {"k": "v"}})).json()
 
-    async with store.db.reader.execute(
+    async with reader(store).execute(
         "SELECT id, account_id, type, task_id, payload FROM events WHERE task_id = ?",
         (task["id"],),
     ) as cursor:

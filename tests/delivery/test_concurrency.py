@@ -1,7 +1,7 @@
 """Producers and delivery workers at once on one SQLite file: every (event, endpoint) pair is
 delivered at least once, none is lost, and no delivery is left pending or claimed.
 
-Each producer and each worker has its own ``SqliteStore`` (its own connections, as separate
+Each producer and each worker has its own store (its own connections, as separate
 processes would), so claims race for real through SQLite's locks. The receiver answers 500 to
 the first request of every 7th pair, so retries run concurrently with first attempts; the
 workers' clock runs ``SPEED`` times faster than the wall clock so the dev schedule's 1 s wait
@@ -33,8 +33,8 @@ from service.delivery.ssrf import TargetPolicy
 from service.delivery.worker import DeliveryWorker
 from service.outbox import record_event
 from service.settings import Settings, load_settings
-from service.store.base import Account
-from service.store.sqlite import SqliteStore
+from service.store.base import Account, Store
+from tests.backends import reader
 from tests.conftest import settings_env
 from tests.delivery.receiver import Received, Receiver
 from tests.factories import make_endpoint
@@ -74,23 +74,23 @@ def _endpoint(account_id: str, url: str, types: tuple[str, ...] | None, now: int
     return make_endpoint(account_id, url, now=now, event_types=types)
 
 
-async def _open(settings: Settings) -> SqliteStore:
+async def _open(settings: Settings) -> Store:
     store = open_store(settings)
     await store.open()
     return store
 
 
-async def _rows(store: SqliteStore, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    async with store.db.reader.execute(sql, args) as cursor:
+async def _rows(store: Store, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    async with reader(store).execute(sql, args) as cursor:
         return [tuple(row) for row in await cursor.fetchall()]
 
 
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[list[SqliteStore]]:
+async def stores(tmp_path: Path) -> AsyncIterator[list[Store]]:
     """One store per producer and per worker, then one for the test: opened in turn (the first
     one migrates), all on the same file."""
     settings = load_settings(settings_env(tmp_path))
-    opened: list[SqliteStore] = []
+    opened: list[Store] = []
     try:
         for _ in range(PRODUCERS + WORKERS + 1):
             opened.append(await _open(settings))
@@ -100,9 +100,7 @@ async def stores(tmp_path: Path) -> AsyncIterator[list[SqliteStore]]:
             await store.close()
 
 
-async def test_producers_and_workers_lose_nothing(
-    tmp_path: Path, stores: list[SqliteStore]
-) -> None:
+async def test_producers_and_workers_lose_nothing(tmp_path: Path, stores: list[Store]) -> None:
     settings = load_settings(settings_env(tmp_path))
     # Small batches, so the workers interleave their claims; a lease far longer than any send,
     # so a pair received twice with a 200 would mean two workers held one delivery at once.
@@ -191,9 +189,9 @@ async def test_producers_and_workers_lose_nothing(
 
 
 async def _run(
-    producer_stores: list[SqliteStore],
+    producer_stores: list[Store],
     workers: list[DeliveryWorker],
-    mine: SqliteStore,
+    mine: Store,
     account_id: str,
 ) -> tuple[list[Event], list[int]]:
     """The producers and the workers at once, bounded; returns the events written and how many
@@ -201,7 +199,7 @@ async def _run(
     events: list[Event] = []
     claimed = [0] * len(workers)
 
-    async def produce(store: SqliteStore, p: int) -> None:
+    async def produce(store: Store, p: int) -> None:
         for n in range(EVENTS_EACH):
             now = system_clock()
             event_type = FILTERED if n % 2 else "task.succeeded"
@@ -241,7 +239,7 @@ async def _run(
 
 
 async def test_a_worker_does_not_send_what_its_lease_no_longer_covers(
-    tmp_path: Path, stores: list[SqliteStore]
+    tmp_path: Path, stores: list[Store]
 ) -> None:
     """Worker A claims two deliveries to one endpoint (one request at a time); the first hangs
     past the lease. Worker B claims both once the lease is out and delivers them. Sending the

@@ -31,8 +31,8 @@ from service.core.events import Event, envelope
 from service.core.ids import new_id
 from service.outbox import record_event
 from service.settings import PROJECT_ROOT, load_settings
-from service.store.base import Account
-from service.store.sqlite import SqliteStore
+from service.store.base import Account, Store
+from tests.backends import reader
 from tests.conftest import settings_env
 from tests.delivery.receiver import Receiver
 from tests.factories import make_endpoint
@@ -90,8 +90,8 @@ async def _until(
         await asyncio.sleep(0.05)
 
 
-async def _rows(store: SqliteStore, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    async with store.db.reader.execute(sql, args) as cursor:
+async def _rows(store: Store, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    async with reader(store).execute(sql, args) as cursor:
         return [tuple(row) for row in await cursor.fetchall()]
 
 
@@ -122,7 +122,7 @@ async def test_a_worker_killed_mid_send_delivers_everything_after_restart(
 
 
 async def _scenario(
-    store: SqliteStore, receiver: Receiver, base: str, env: dict[str, str], log: Path
+    store: Store, receiver: Receiver, base: str, env: dict[str, str], log: Path
 ) -> None:
     now = system_clock()
     account = Account(new_id("acct", now), "subscriber", now)

@@ -32,6 +32,7 @@ from service.core.secretbox import SealedSecretError, SecretBox, key_id_of
 from service.core.signing import decode_secret
 from service.outbox import deliver
 from service.settings import PROJECT_ROOT, load_settings
+from service.store.base import Store
 from service.store.sqlite import SqliteStore
 from service.usecases import create_account, create_api_key
 from tests.conftest import SECRET, settings_env
@@ -56,9 +57,8 @@ class Service:
     hooks: str
 
     @property
-    def store(self) -> SqliteStore:
-        store = self.app.state.services.store
-        assert isinstance(store, SqliteStore)
+    def store(self) -> Store:
+        store: Store = self.app.state.services.store
         return store
 
     async def endpoint(self, path: str, **body: Any) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from service.delivery.ssrf import TargetPolicy
 from service.delivery.worker import DeliveryWorker
 from service.outbox import record_event
 from service.settings import load_settings
-from service.store.base import Account
-from service.store.sqlite import SqliteStore
+from service.store.base import Account, Store
+from tests.backends import make_store, reader, sqlite_store, writing
 from tests.conftest import settings_env
 from tests.delivery.receiver import Receiver
 from tests.factories import SECRET_BOX, make_endpoint
@@ -39,7 +39,7 @@ T0 = system_clock()
 
 @dataclass
 class Bench:
-    store: SqliteStore
+    store: Store
     worker: DeliveryWorker
     receiver: Receiver
     base: str
@@ -71,7 +71,7 @@ class Bench:
             await self.event("task.succeeded", n)
 
     async def rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
-        async with self.store.db.reader.execute(sql, args) as cursor:
+        async with reader(self.store).execute(sql, args) as cursor:
             return [tuple(row) for row in await cursor.fetchall()]
 
     async def round(self, advance_s: float = 0) -> int:
@@ -84,7 +84,7 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     settings = load_settings(
         settings_env(tmp_path, TASKHOOK__DELIVERY__REQUEST_TIMEOUT_SECONDS="1")
     )
-    store = SqliteStore(tmp_path / "d.db", secrets=SECRET_BOX)
+    store = make_store(tmp_path / "d.db", secrets=SECRET_BOX)
     await store.open()
     now = [T0]
     account = Account(new_id("acct", T0), "subscriber", T0)
@@ -333,6 +333,7 @@ async def _all_received(bench: Bench, count: int) -> None:
     raise AssertionError(f"received {len(bench.receiver.received)} of {count}")
 
 
+@pytest.mark.sqlite_only  # SQLite's writer and its write lock
 async def test_attempts_that_finish_together_are_recorded_together(bench: Bench) -> None:
     """Sixteen answers released at once are written in a few transactions, not sixteen."""
     await bench.held("/a", "/b", events=8)
@@ -346,12 +347,12 @@ async def test_attempts_that_finish_together_are_recorded_together(bench: Bench)
 
     round_ = asyncio.create_task(bench.worker.deliver_due())
     await _all_received(bench, 16)
-    bench.store.db.writer.set_trace_callback(trace)
+    sqlite_store(bench.store).db.writer.set_trace_callback(trace)
     try:
         bench.receiver.release.set()
         assert await asyncio.wait_for(round_, 5) == 16
     finally:
-        bench.store.db.writer.set_trace_callback(None)
+        sqlite_store(bench.store).db.writer.set_trace_callback(None)
     batches = [n for n in recording if n]
     assert sum(batches) == 16
     assert len(batches) <= 4, batches
@@ -365,7 +366,7 @@ async def test_a_lost_claim_in_a_batch_writes_nothing_and_keeps_the_others(bench
     round_ = asyncio.create_task(bench.worker.deliver_due())
     await _all_received(bench, 4)
     [(stolen,)] = await bench.rows("SELECT id FROM deliveries ORDER BY id LIMIT 1")
-    async with bench.store.db.transaction() as conn:  # its lease ran out and another took it
+    async with writing(bench.store) as conn:  # its lease ran out and another took it
         await conn.execute("UPDATE deliveries SET claim_token = 'another' WHERE id = ?", (stolen,))
     bench.receiver.release.set()
     await asyncio.wait_for(round_, 5)
@@ -381,7 +382,7 @@ async def test_a_row_that_cannot_be_written_does_not_hold_back_its_batch(bench: 
     fourth stays pending under its lease, to be sent again when the lease runs out."""
     await bench.held("/a", events=4)
     [(poisoned,)] = await bench.rows("SELECT id FROM deliveries ORDER BY id LIMIT 1")
-    async with bench.store.db.transaction() as conn:
+    async with writing(bench.store) as conn:
         await conn.execute(
             "CREATE TRIGGER refuse BEFORE INSERT ON attempts WHEN NEW.delivery_id = "
             f"'{poisoned}' BEGIN SELECT RAISE(ABORT, 'refused'); END",
@@ -399,6 +400,7 @@ async def test_a_row_that_cannot_be_written_does_not_hold_back_its_batch(bench: 
     assert await bench.rows("SELECT COUNT(*) FROM attempts") == [(3,)]
 
 
+@pytest.mark.sqlite_only  # SQLite's writer and its write lock
 async def test_an_attempt_waiting_to_be_written_does_not_hold_its_endpoints_slot(
     bench: Bench,
 ) -> None:
@@ -411,7 +413,7 @@ async def test_an_attempt_waiting_to_be_written_does_not_hold_its_endpoints_slot
     limits = replace(bench.worker.settings, per_endpoint_concurrency=1)
     round_ = asyncio.create_task(replace(bench.worker, settings=limits).deliver_due())
     await _all_received(bench, 1)  # claimed (committed) and the first request is out
-    other = sqlite3.connect(bench.store.db.path, isolation_level=None, timeout=0)
+    other = sqlite3.connect(sqlite_store(bench.store).db.path, isolation_level=None, timeout=0)
     try:
         other.execute("BEGIN IMMEDIATE")
         bench.receiver.release.set()  # the first answer comes back; its write must wait

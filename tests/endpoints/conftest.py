@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from service.store.sqlite import SqliteStore
+from tests.backends import reader
 from tests.conftest import Caller
 
 HOOK = "http://127.0.0.1:9/hook"
@@ -43,5 +44,5 @@ def api(client: httpx.AsyncClient) -> Api:
 
 async def rows(store: SqliteStore, sql: str, *args: object) -> list[dict[str, Any]]:
     """What a committed transaction left in the file, read on the store's reader connection."""
-    async with store.db.reader.execute(sql, args) as cursor:
+    async with reader(store).execute(sql, args) as cursor:
         return [dict(r) for r in await cursor.fetchall()]

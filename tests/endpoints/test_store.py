@@ -17,17 +17,17 @@ from service.core.ids import new_id
 from service.core.pagination import PageRequest
 from service.core.signing import encode_secret
 from service.outbox import deliver, record_event
-from service.store.base import Account, Attempt, ClaimedDelivery, DeliveryOutcome
-from service.store.sqlite import SqliteStore
+from service.store.base import Account, Attempt, ClaimedDelivery, DeliveryOutcome, Store
 from tests import factories
+from tests.backends import make_store
 
 NOW = 1_780_000_000_000
 LEASE = 30_000
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "d.db", secrets=factories.SECRET_BOX)
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = make_store(tmp_path / "d.db", secrets=factories.SECRET_BOX)
     await s.open()
     yield s
     await s.close()
@@ -37,7 +37,7 @@ def make_endpoint(account_id: str, **changes: Any) -> Endpoint:
     return factories.make_endpoint(account_id, now=NOW, secret=encode_secret(b"k" * 32), **changes)
 
 
-async def account_with(store: SqliteStore, *endpoints: dict[str, Any]) -> list[Endpoint]:
+async def account_with(store: Store, *endpoints: dict[str, Any]) -> list[Endpoint]:
     account = Account(new_id("acct", NOW), "a", NOW)
     made = [make_endpoint(account.id, **changes) for changes in endpoints]
     async with store.transaction() as tx:
@@ -47,7 +47,7 @@ async def account_with(store: SqliteStore, *endpoints: dict[str, Any]) -> list[E
     return made
 
 
-async def test_an_endpoint_round_trips_and_deleted_ones_are_invisible(store: SqliteStore) -> None:
+async def test_an_endpoint_round_trips_and_deleted_ones_are_invisible(store: Store) -> None:
     first, second = await account_with(
         store,
         {"event_types": ("task.failed", "ping"), "previous_secret": "whsec_b2xk"},
@@ -73,7 +73,7 @@ async def test_an_endpoint_round_trips_and_deleted_ones_are_invisible(store: Sql
 
 
 async def test_a_claim_leases_due_deliveries_once_with_payload_and_endpoint(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     (endpoint,) = await account_with(store, {})
     event = ping_event(new_id("evt", NOW), endpoint, NOW)
@@ -98,7 +98,7 @@ async def test_a_claim_leases_due_deliveries_once_with_payload_and_endpoint(
     assert await store.claim_due_deliveries(NOW + LEASE - 1, LEASE, 10) == []
 
 
-async def test_only_the_current_claim_can_finish_a_delivery(store: SqliteStore) -> None:
+async def test_only_the_current_claim_can_finish_a_delivery(store: Store) -> None:
     (endpoint,) = await account_with(store, {})
     event = ping_event(new_id("evt", NOW), endpoint, NOW)
     async with store.transaction() as tx:
@@ -136,7 +136,7 @@ async def test_only_the_current_claim_can_finish_a_delivery(store: SqliteStore) 
     assert len(await store.claim_due_deliveries(NOW + LEASE + 5000, LEASE, 10)) == 1
 
 
-async def test_a_claim_takes_the_oldest_due_first_up_to_the_limit(store: SqliteStore) -> None:
+async def test_a_claim_takes_the_oldest_due_first_up_to_the_limit(store: Store) -> None:
     (endpoint,) = await account_with(store, {})
     async with store.transaction() as tx:
         for offset in (3, 1, 2):
@@ -151,7 +151,7 @@ async def test_a_claim_takes_the_oldest_due_first_up_to_the_limit(store: SqliteS
     assert [c.delivery.next_attempt_at for c in rest] == [NOW + 3]
 
 
-async def test_attempts_and_delivery_lists(store: SqliteStore) -> None:
+async def test_attempts_and_delivery_lists(store: Store) -> None:
     one, two = await account_with(store, {}, {"event_types": ("task.queued",)})
     event = Event(new_id("evt", NOW), one.account_id, "task.queued", None, "{}", NOW)
     async with store.transaction() as tx:
@@ -182,7 +182,7 @@ async def test_attempts_and_delivery_lists(store: SqliteStore) -> None:
 
 
 async def test_endpoint_disabled_events_skip_the_endpoint_they_are_about(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     about, other = await account_with(store, {}, {})
     event = Event(new_id("evt", NOW), about.account_id, "endpoint.disabled", None, "{}", NOW)

@@ -17,6 +17,7 @@ from service.moderation.external import ExternalModeration, ExternalVerdict
 from service.settings import Settings
 from service.store.base import DecisionFilter, ModerationDecision
 from service.store.sqlite import SqliteStore
+from tests.backends import reader
 from tests.conftest import Caller, MakeCaller
 from tests.moderation.fake_api import API_KEY, PATH, FakeModerationApi
 from tests.servers import bind_loopback
@@ -35,7 +36,7 @@ async def decisions(store: SqliteStore, account_id: str) -> list[ModerationDecis
 
 
 async def count(store: SqliteStore, table: str) -> int:
-    async with store.db.reader.execute(f"SELECT COUNT(*) FROM {table}") as cursor:  # noqa: S608
+    async with reader(store).execute(f"SELECT COUNT(*) FROM {table}") as cursor:  # noqa: S608
         row = await cursor.fetchone()
     assert row is not None
     return int(row[0])

@@ -19,15 +19,15 @@ from service.core.ids import new_id
 from service.outbox import record_event
 from service.retention import DAY_MS, Purged, Retention, retention_cutoff
 from service.settings import Settings
-from service.store.base import Account, CallbackRecord
-from service.store.sqlite import SqliteStore
+from service.store.base import Account, CallbackRecord, Store
+from tests.backends import make_store, reader
 from tests.conftest import Caller
 from tests.ops.conftest import DAY_S, MovableClock, Subscriber
 from tests.upstream.test_callback_rejections import Harness, new_secret, success_body
 
 
-async def rows(store: SqliteStore, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    async with store.db.reader.execute(sql, args) as cursor:
+async def rows(store: Store, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    async with reader(store).execute(sql, args) as cursor:
         return [tuple(row) for row in await cursor.fetchall()]
 
 
@@ -46,7 +46,7 @@ async def test_old_payloads_and_bodies_go_pending_work_and_the_ledger_stay(
     h: Harness,
     caller: Caller,
     subscriber: Subscriber,
-    store: SqliteStore,
+    store: Store,
     settings: Settings,
     clock: MovableClock,
 ) -> None:
@@ -118,22 +118,22 @@ async def test_old_payloads_and_bodies_go_pending_work_and_the_ledger_stay(
 
 
 @pytest.fixture
-async def bare(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+async def bare(tmp_path: Path) -> AsyncIterator[Store]:
     """A store with no app around it, closed whatever the test does."""
-    store = SqliteStore(tmp_path / "bare.db")
+    store = make_store(tmp_path / "bare.db")
     await store.open()
     yield store
     await store.close()
 
 
-async def new_account(store: SqliteStore) -> str:
+async def new_account(store: Store) -> str:
     account = Account(new_id("acct", 1), "retained", 1)
     async with store.transaction() as tx:
         await tx.insert_account(account)
     return account.id
 
 
-async def add_events(store: SqliteStore, account_id: str, *created_at: int) -> list[Event]:
+async def add_events(store: Store, account_id: str, *created_at: int) -> list[Event]:
     """``ping`` events at the given times (the account has no endpoints: no deliveries)."""
     events = [
         Event(new_id("evt", at), account_id, "ping", None, envelope("ping", {}, at), at)
@@ -145,7 +145,7 @@ async def add_events(store: SqliteStore, account_id: str, *created_at: int) -> l
     return events
 
 
-async def test_the_cutoff_itself_is_kept(bare: SqliteStore, settings: Settings) -> None:
+async def test_the_cutoff_itself_is_kept(bare: Store, settings: Settings) -> None:
     store = bare
     now = 40 * DAY_MS
     cutoff = retention_cutoff(now, settings.retention.max_age_days)
@@ -156,12 +156,12 @@ async def test_the_cutoff_itself_is_kept(bare: SqliteStore, settings: Settings) 
     ]  # fmt: skip
 
 
-async def purged_count(store: SqliteStore) -> int:
+async def purged_count(store: Store) -> int:
     [(count,)] = await rows(store, "SELECT COUNT(*) FROM events WHERE purged_at IS NOT NULL")
     return int(count)
 
 
-async def wait_purged(store: SqliteStore, expect: int, within_s: float) -> float:
+async def wait_purged(store: Store, expect: int, within_s: float) -> float:
     """Seconds until ``expect`` events are purged (fails after ``within_s``)."""
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -172,7 +172,7 @@ async def wait_purged(store: SqliteStore, expect: int, within_s: float) -> float
 
 
 async def test_the_worker_loop_purges_at_start_then_every_interval(
-    bare: SqliteStore, settings: Settings
+    bare: Store, settings: Settings
 ) -> None:
     settings = replace(settings, retention=replace(settings.retention, interval_seconds=1))
     store = bare

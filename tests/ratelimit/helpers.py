@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from service.app import create_app
 from service.core.clock import system_clock
 from service.settings import load_settings
-from service.store.sqlite import SqliteStore
+from service.store.base import Store
 from service.usecases import create_account, create_api_key
 from tests.conftest import Caller, settings_env
 from tests.servers import bind_loopback, serve_app
@@ -37,9 +37,8 @@ class Running:
     http: httpx.AsyncClient
 
     @property
-    def store(self) -> SqliteStore:
-        store = self.app.state.services.store
-        assert isinstance(store, SqliteStore)
+    def store(self) -> Store:
+        store: Store = self.app.state.services.store
         return store
 
     async def caller(self, credits: int = 1000, name: str = "acme") -> Caller:

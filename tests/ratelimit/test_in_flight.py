@@ -17,10 +17,11 @@ from service.core.clock import system_clock
 from service.core.ids import new_id
 from service.core.ledger import TaskStatus, initial_state
 from service.core.tasks import Task, TaskSpec
-from service.store.sqlite import SqliteStore
+from service.store.base import Store
 from service.store.task_queries import IN_FLIGHT
 from service.usecases import create_account
 from tests.api.test_errors import assert_error
+from tests.backends import make_store, reader
 from tests.conftest import Caller
 from tests.ratelimit.helpers import Running, running
 from tests.upstream.test_live_flows import FAST
@@ -47,9 +48,9 @@ async def submit(app: Running, who: Caller, key: str | None = None) -> httpx.Res
     return await app.http.post("/v1/tasks", json=TASK, headers=headers)
 
 
-async def stored_tasks(store: SqliteStore, account_id: str) -> int:
+async def stored_tasks(store: Store, account_id: str) -> int:
     sql = "SELECT COUNT(*) FROM tasks WHERE account_id = ?"
-    async with store.db.reader.execute(sql, (account_id,)) as cursor:
+    async with reader(store).execute(sql, (account_id,)) as cursor:
         row = await cursor.fetchone()
     assert row is not None
     return int(row[0])
@@ -124,7 +125,7 @@ async def test_places_come_back_as_tasks_finish(tmp_path: Path) -> None:
 
 
 async def test_the_count_reads_one_index_and_no_further_than_the_cap(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "count.db")
+    store = make_store(tmp_path / "count.db")
     await store.open()
     try:
         account = await create_account(store, system_clock, "counted")
@@ -142,7 +143,7 @@ async def test_the_count_reads_one_index_and_no_further_than_the_cap(tmp_path: P
         async with store.transaction() as tx:
             assert await tx.count_in_flight(account.id, 100) == 5
 
-        async with store.db.reader.execute(f"EXPLAIN QUERY PLAN {IN_FLIGHT}", ("a", 1)) as cur:
+        async with reader(store).execute(f"EXPLAIN QUERY PLAN {IN_FLIGHT}", ("a", 1)) as cur:
             plan = [row[3] for row in await cur.fetchall()]
         assert any("USING COVERING INDEX tasks_by_account_status" in line for line in plan), plan
         assert not [line for line in plan if line.startswith("SCAN tasks")], plan

@@ -19,6 +19,7 @@ import pytest
 
 from service.settings import Settings, load_settings
 from tests.api.test_errors import assert_error
+from tests.backends import reader
 from tests.conftest import EXTERNAL_PROVIDERS, Caller, settings_env
 from tests.ratelimit.helpers import RATELIMIT_HEADERS, limits_env, running
 from tests.upstream.test_callback_rejections import Harness, success_body
@@ -97,7 +98,7 @@ async def test_past_the_burst_a_key_gets_429_rate_limited_with_retry_after(
 
         assert_error(submitted, 429, "rate_limited")
         assert await app.store.balance(who.account_id) == 1000
-        async with app.store.db.reader.execute("SELECT COUNT(*) FROM tasks") as cursor:
+        async with reader(app.store).execute("SELECT COUNT(*) FROM tasks") as cursor:
             assert tuple(await cursor.fetchone() or ()) == (0,)
 
 

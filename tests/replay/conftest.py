@@ -26,9 +26,10 @@ from service.delivery.ssrf import TargetPolicy
 from service.delivery.worker import DeliveryWorker
 from service.outbox import record_event
 from service.settings import Settings, load_settings
-from service.store.sqlite import SqliteStore
+from service.store.base import Store
 from service.usecases import create_account, create_api_key
 from service.web.context import Services
+from tests.backends import reader
 from tests.conftest import EXTERNAL_PROVIDERS, Caller, settings_env
 from tests.delivery.receiver import Receiver
 from tests.servers import serve_app
@@ -42,7 +43,7 @@ SECOND = 1000
 class Bench:
     app: Starlette
     client: httpx.AsyncClient
-    store: SqliteStore
+    store: Store
     worker: DeliveryWorker
     receiver: Receiver
     base: str
@@ -109,7 +110,7 @@ class Bench:
         return await self.client.post(path, json=body, headers=who.headers)
 
     async def rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
-        async with self.store.db.reader.execute(sql, args) as cursor:
+        async with reader(self.store).execute(sql, args) as cursor:
             return [tuple(row) for row in await cursor.fetchall()]
 
 
@@ -121,7 +122,6 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     receiver = Receiver()
     async with app.router.lifespan_context(app), serve_app(receiver.app()) as base:
         services: Services = app.state.services
-        assert isinstance(services.store, SqliteStore)
         sender = Sender(
             settings.delivery, TargetPolicy.from_settings(settings.delivery.allowed_networks)
         )

@@ -24,7 +24,6 @@ from starlette.routing import Route
 from service.app import create_app
 from service.core.clock import system_clock
 from service.settings import load_settings
-from service.store.sqlite import SqliteStore
 from service.usecases import create_account, create_api_key
 from tests.conftest import EXTERNAL_PROVIDERS, Caller, settings_env
 from tests.servers import serve_app
@@ -76,7 +75,6 @@ async def kie(tmp_path: Path) -> AsyncIterator[Kie]:
         app = create_app(load_settings(settings_env(tmp_path, **env)), run_workers=False)
         async with app.router.lifespan_context(app):
             store = app.state.services.store
-            assert isinstance(store, SqliteStore)
             account = await create_account(store, system_clock, "acme", 1000)
             _, raw = await create_api_key(store, system_clock, account.id)
             who = Caller(account.id, raw)

@@ -10,6 +10,7 @@ import pytest
 
 from service.core.events import Event, envelope
 from service.replay import replay_targets
+from tests.backends import writing
 from tests.factories import make_endpoint
 from tests.replay.conftest import T0, Bench, assert_error
 
@@ -195,7 +196,7 @@ async def test_an_event_purged_by_retention_shows_no_payload_and_is_not_sent(
     endpoint = (await bench.endpoint(who))["id"]
     purged = await bench.failed_event(who, endpoint)
     kept = await bench.failed_event(who, endpoint)
-    async with bench.store.db.transaction() as conn:  # as the retention job leaves it
+    async with writing(bench.store) as conn:  # as the retention job leaves it
         await conn.execute("UPDATE events SET payload = '' WHERE id = ?", (purged.id,))
     before = await bench.rows(COUNT_DELIVERIES)
 

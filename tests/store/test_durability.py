@@ -14,6 +14,8 @@ import pytest
 from service.errors import StoreError
 from service.store.database import Database
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own file, WAL and writer
+
 
 @pytest.fixture
 def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:

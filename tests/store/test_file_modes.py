@@ -22,6 +22,8 @@ from service.store.sqlite import SqliteStore
 from service.usecases import create_account, create_api_key
 from tests.conftest import settings_env
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own file, WAL and writer
+
 
 @pytest.fixture(autouse=True)
 def no_umask() -> Iterator[None]:

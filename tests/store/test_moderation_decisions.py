@@ -16,6 +16,7 @@ from service.store.base import DecisionFilter
 from service.store.migrate import migrate
 from service.store.moderation_queries import decision_page_query
 from service.store.sqlite import SqliteStore
+from tests.backends import reader
 
 NOW = 1_780_000_000_000
 
@@ -88,7 +89,7 @@ async def test_every_listing_reads_an_index_in_order(
         sql, args = decision_page_query(
             DecisionFilter(account_id, verdict, category), PageRequest(20, new_id("mod", NOW))
         )
-        async with store.db.reader.execute(f"EXPLAIN QUERY PLAN {sql}", args) as cursor:
+        async with reader(store).execute(f"EXPLAIN QUERY PLAN {sql}", args) as cursor:
             plan = [row[3] for row in await cursor.fetchall()]
     finally:
         await store.close()

@@ -18,7 +18,10 @@ from service.errors import StoreError
 from service.store.delivery_queries import ENDPOINT_COLUMNS
 from service.store.sealing import StoredSecrets, reencrypt
 from service.store.sqlite import SqliteStore
+from tests.backends import writing
 from tests.factories import make_endpoint
+
+pytestmark = pytest.mark.sqlite_only  # SQLite's own file, WAL and writer
 
 NOW = 1_780_000_000_000
 KEY_A = "secret-key-a-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -136,7 +139,7 @@ async def test_a_sealed_value_copied_into_another_row_does_not_open(tmp_path: Pa
     await store.open()
     try:
         one, two = values(path)
-        async with store.db.transaction() as conn:
+        async with writing(store) as conn:
             await conn.execute(
                 "UPDATE endpoints SET secret = (SELECT secret FROM endpoints WHERE id = ?)"
                 " WHERE id = ?",

@@ -19,6 +19,8 @@ from service.store.base import Account
 from service.store.migrate import Migration
 from service.store.sqlite import SqliteStore
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own file, WAL and writer
+
 NOW = 1_780_000_000_000
 
 

@@ -21,7 +21,7 @@ from service.store.inline import InlineConnection
 from service.store.migrate import migrate
 from service.store.queries import Queries
 from service.store.sealing import StoredSecrets
-from service.store.sqlite import SqliteStore
+from tests.backends import make_store
 from tests.factories import SECRET_BOX, make_endpoint
 
 NOW = 1_780_000_000_000
@@ -85,7 +85,7 @@ async def _history(tx: Queries) -> str:
 
 
 async def test_writes_keep_the_counts(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "c.db", secrets=SECRET_BOX)
+    store = make_store(tmp_path / "c.db", secrets=SECRET_BOX)
     await store.open()
     try:
         async with store.transaction() as tx:

@@ -8,6 +8,8 @@ import pytest
 
 from service.store.turns import Turn, Turns
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own file, WAL and writer
+
 
 class _Takers:
     """A held ``Turns`` and tasks that each take it in turn and note their name."""

@@ -34,9 +34,10 @@ from service.core.timeline import EntryKind, TimelineEntry
 from service.inbound import receive_callback
 from service.providers.simulator.jobs import FAIL_CODE, FAIL_MSG
 from service.settings import Settings, load_settings
-from service.store.sqlite import SqliteStore
+from service.store.base import Store
 from service.upstream import apply_update
 from service.usecases import create_account, submit_task
+from tests.backends import reader
 from tests.conftest import settings_env
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -176,7 +177,7 @@ async def run_scenario(plan: Sequence[Delivery], *, frozen_clock: bool = False) 
 
 async def _deliver(
     config: Settings,
-    store: SqliteStore,
+    store: Store,
     client: httpx.AsyncClient,
     plan: Sequence[Delivery],
     frozen_clock: bool,
@@ -236,7 +237,7 @@ async def _deliver(
     assert final is not None
     entries = await store.list_credit_entries(account.id, PageRequest(limit=100))
     logged = await store.list_callbacks(account.id, task.id, PageRequest(limit=100))
-    cursor = await store.db.reader.execute(
+    cursor = await reader(store).execute(
         "SELECT type FROM events WHERE task_id = ? ORDER BY id", (task.id,)
     )
     event_types = [str(row[0]) for row in await cursor.fetchall()]

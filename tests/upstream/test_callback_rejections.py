@@ -32,9 +32,10 @@ from service.core.ledger import Change, TaskStatus
 from service.core.timeline import EntryKind
 from service.core.tokens import CallbackTokens
 from service.settings import Settings
-from service.store.sqlite import SqliteStore
+from service.store.base import Store
 from service.upstream import apply_update
 from service.web.context import Services
+from tests.backends import reader
 from tests.conftest import Caller, MakeCaller
 
 SIM_ID = "sim_abc"
@@ -130,7 +131,7 @@ class Snapshot:
 class Harness:
     app: Starlette
     client: httpx.AsyncClient
-    store: SqliteStore
+    store: Store
 
     @property
     def services(self) -> Services:
@@ -226,7 +227,7 @@ class Harness:
         return value
 
     async def count(self, sql: str, *args: object) -> int:
-        async with self.store.db.reader.execute(sql, args) as cursor:
+        async with reader(self.store).execute(sql, args) as cursor:
             row = await cursor.fetchone()
         assert row is not None
         return int(row[0])
@@ -250,7 +251,7 @@ class Harness:
 
     async def kept(self, task_id: str) -> list[tuple[str, str]]:
         """``(verdict, outcome)`` of the callbacks stored for a task, read from the table."""
-        async with self.store.db.reader.execute(
+        async with reader(self.store).execute(
             "SELECT verdict, outcome FROM callbacks WHERE task_id = ? ORDER BY id", (task_id,)
         ) as cursor:
             rows = await cursor.fetchall()
@@ -789,7 +790,7 @@ async def test_a_signed_success_is_applied_with_its_results(h: Harness, caller: 
     assert done["refunded_credits"] == 0
     assert await h.balance(caller) == before.balance
     assert await h.events(task["id"]) == before.events + 1
-    async with h.store.db.reader.execute(
+    async with reader(h.store).execute(
         "SELECT type FROM events WHERE task_id = ? ORDER BY id DESC LIMIT 1", (task["id"],)
     ) as cursor:
         row = await cursor.fetchone()

@@ -3,6 +3,7 @@ again only once ``callback_deadline_seconds`` pass without news, and never at a 
 
 from __future__ import annotations
 
+from tests.backends import reader
 from tests.conftest import Caller
 from tests.upstream.test_callback_rejections import (
     Harness,
@@ -13,7 +14,7 @@ from tests.upstream.test_callback_rejections import (
 
 async def schedule(h: Harness, task_id: str) -> tuple[int | None, int]:
     """The task's next check, and when its newest callback was applied."""
-    async with h.store.db.reader.execute(
+    async with reader(h.store).execute(
         "SELECT t.next_check_at, MAX(c.applied_at) FROM tasks t"
         " JOIN callbacks c ON c.task_id = t.id AND c.outcome = 'applied' WHERE t.id = ?",
         (task_id,),

@@ -20,6 +20,7 @@ from service.core.clock import system_clock
 from service.core.imagesize import dimensions
 from service.settings import load_settings
 from service.usecases import create_account, create_api_key
+from tests.backends import reader
 from tests.conftest import settings_env
 from tests.servers import bind_loopback, serve_app
 
@@ -68,7 +69,7 @@ class Live:
         return entries
 
     async def event_types(self, task_id: str) -> list[str]:
-        async with self.app.state.services.store.db.reader.execute(
+        async with reader(self.app.state.services.store).execute(
             "SELECT type FROM events WHERE task_id = ? ORDER BY id", (task_id,)
         ) as cursor:
             return [row[0] for row in await cursor.fetchall()]

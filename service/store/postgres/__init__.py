@@ -1,0 +1,1 @@
+"""PostgreSQL: the ``Store`` for many ``web`` and ``worker`` processes sharing one database."""

@@ -1,0 +1,67 @@
+"""PostgreSQL's numbered migrations (``postgres/migrations/NNNN_name.sql``), applied once each.
+
+Same rules as SQLite's (``service.store.migrate``): in order, each in its own transaction, a
+checksum kept so an edited migration is refused. Any number of processes may start at once:
+a transaction-scoped advisory lock makes them migrate one after another, and each later one
+finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from service.errors import StoreError
+from service.store.migrate import available
+
+#: the advisory lock key migrations hold (an arbitrary constant: "taskhook" in ASCII, folded)
+MIGRATION_LOCK = 0x7461736B686F6F6B
+
+
+PACKAGE = "service.store.postgres.migrations"
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+async def pending(conn: Connection) -> list[str]:
+    """The migrations this database has not applied yet."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    rows = await conn.fetch("SELECT version FROM schema_migrations") if exists else []
+    done = {row["version"] for row in rows}
+    return [f"{m.version:04d}_{m.name}" for m in available(PACKAGE) if m.version not in done]
+
+
+async def migrate(conn: Connection) -> list[str]:
+    """Apply what is missing; return the names applied (empty when up to date)."""
+    done: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,"
+            " applied_at BIGINT NOT NULL)"
+        )
+        rows = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
+        applied = {row["version"]: row["checksum"] for row in rows}
+        for migration in available(PACKAGE):
+            label = f"{migration.version:04d}_{migration.name}"
+            if migration.version in applied:
+                if applied[migration.version] != migration.checksum:
+                    raise StoreError(
+                        f"migration {label} changed after it was applied; add a new migration"
+                        " instead"
+                    )
+                continue
+            async with conn.transaction():  # a savepoint: one migration, all or nothing
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
+                    " VALUES ($1, $2, $3, $4)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                    time.time_ns() // 1_000_000,
+                )
+            done.append(label)
+    return done
