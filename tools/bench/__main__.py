@@ -105,7 +105,7 @@ async def _main(args: argparse.Namespace) -> Outcome:
     finally:
         ctx.clients.shutdown()
     total.metrics.extend(memories)
-    cores = float(len(os.sched_getaffinity(0)))
+    cores = float(os.cpu_count() or 1)  # the bench itself is pinned to a subset by now
     total.extend(costs.model(total, rate_label=f"at {ctx.latency_rate:g}/s", host_cores=cores,
                              db_cores=cores))  # fmt: skip
     total.notes.append(

@@ -120,7 +120,12 @@ async def _run_on(ctx: Context, stack: contextlib.AsyncExitStack, *, split: bool
             if split
             else "serve with workers in-process"
         )
-        + f", storage.synchronous = {settings.storage.synchronous}; "
+        + (
+            f" on {backend}"
+            if store.postgres
+            else f", storage.synchronous = {settings.storage.synchronous}"
+        )
+        + "; "
         "receiver in the load generator's process (one clock); latency from each callback's "
         "scheduled send time"
     )

@@ -99,7 +99,8 @@ class PgServer:
     async def top_statements(self, database: str, limit: int = 8) -> list[str]:
         """The statements that took the most server time on ``database``, from
         ``pg_stat_statements`` when the server has it loaded (else nothing): where the store
-        spends the database's CPU."""
+        spends the database's time (waits for row locks included). The bench's own seeding
+        (COPY, index builds, ANALYZE) is left out."""
         conn = await asyncpg.connect(self.admin_url)
         try:
             try:
@@ -107,7 +108,9 @@ class PgServer:
                     "SELECT s.query, s.calls, s.total_exec_time AS total,"
                     " sum(s.total_exec_time) OVER () AS everything"
                     " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
-                    " WHERE d.datname = $1 ORDER BY s.total_exec_time DESC LIMIT $2",
+                    " WHERE d.datname = $1"
+                    " AND s.query !~* '^(COPY|ANALYZE|CREATE INDEX|SELECT setval)'"
+                    " ORDER BY s.total_exec_time DESC LIMIT $2",
                     database,
                     limit,
                 )

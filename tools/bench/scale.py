@@ -28,6 +28,7 @@ from service.app import open_store
 from service.core.clock import system_clock
 from service.core.secretbox import SecretBox
 from service.settings import load_settings
+from service.store.postgres.store import PostgresStore
 from service.store.sqlite import SqliteStore
 from tools.bench import processes, scaledb
 from tools.bench.context import Context
@@ -37,7 +38,7 @@ from tools.bench.seed import read_only
 from tools.bench.stores import SQLITE, BenchStore, provision
 
 #: what ``open_store`` returns: the store the settings name, SQLite or PostgreSQL
-Store = SqliteStore
+Store = SqliteStore | PostgresStore
 
 NAME = "4 scale"
 STATUSES = ("succeeded", "failed", "running", "queued")
