@@ -20,6 +20,7 @@ is left as ``migrate`` wrote it.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +36,8 @@ from tools.bench import processes
 #: tables the migrations own on each side: never copied
 MIGRATION_TABLES = ("schema_migrations", "migrations", "_migrations")
 BATCH = 20_000
+#: the environment variable of the ``_drop_count_triggers`` diagnostic
+WITHOUT_COUNTS = "BENCH_PG_WITHOUT_COUNT_TRIGGERS"
 
 Convert = Callable[[Any], Any]
 
@@ -108,6 +111,19 @@ async def _drop_indexes(conn: asyncpg.Connection, tables: Sequence[str]) -> list
     return [row["ddl"] for row in rows]
 
 
+async def _drop_count_triggers(conn: asyncpg.Connection) -> None:
+    """A diagnostic (``BENCH_PG_WITHOUT_COUNT_TRIGGERS=1``): the schema without the triggers
+    that keep ``status_counts``, to measure what their shared rows cost — every transaction
+    that moves a status updates one of a handful of rows and holds its lock until it commits.
+    ``/metrics`` counts are wrong on such a database; never a figure to compare with SQLite's."""
+    rows = await conn.fetch(
+        "SELECT tgname, tgrelid::regclass::text AS rel FROM pg_trigger"
+        " WHERE NOT tgisinternal AND tgname LIKE '%counted%'"
+    )
+    for row in rows:
+        await conn.execute(f'DROP TRIGGER "{row["tgname"]}" ON {row["rel"]}')
+
+
 async def _bump_sequences(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
     rows = await conn.fetch(
         "SELECT table_name, column_name, pg_get_serial_sequence(table_name, column_name) AS seq"
@@ -155,6 +171,8 @@ async def copy_from_sqlite(source: Path, url: str) -> dict[str, int]:
                 await conn.copy_records_to_table(table, records=batch, columns=names)
                 copied[table] += len(batch)
         await conn.execute("SET session_replication_role = DEFAULT")
+        if os.environ.get(WITHOUT_COUNTS) == "1":
+            await _drop_count_triggers(conn)
         for ddl in indexes:
             await conn.execute(ddl)
         await _bump_sequences(conn, order)
