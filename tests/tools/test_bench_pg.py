@@ -9,6 +9,7 @@ when it is not reachable — and fail instead when ``TASKHOOK_REQUIRE_POSTGRES=1
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -17,14 +18,21 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tools.bench import pgseed
+from service.app import open_store
+from service.core.clock import system_clock
+from service.core.ledger import TaskStatus
+from service.core.pagination import PageRequest
+from service.settings import load_settings
+from service.store.base import TaskFilter
+from tests.conftest import SECRET
+from tools.bench import pgseed, processes, scaledb, seed
 from tools.bench.costs import project
 from tools.bench.load import Request, client_pool, closed_loop_parallel
 from tools.bench.pgserver import PgServer, ServerCpu, database_name, is_postgres
 from tools.bench.receiver import Receiver, bind, serve_in_process
 from tools.bench.report import table
 from tools.bench.results import Metric, Outcome
-from tools.bench.stores import SQLITE, BenchStore, clone
+from tools.bench.stores import SQLITE, BenchStore, clone, provision
 
 URL = os.environ.get("TASKHOOK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -100,8 +108,8 @@ async def test_a_sqlite_seed_is_copied_in_with_its_types_and_indexes(
     """Parents before children, booleans from 0/1, jsonb from text, text from bytes, columns
     the PostgreSQL schema lacks left out, triggers not fired, secondary indexes rebuilt,
     sequences moved on."""
-    seed = tmp_path / "seed.db"
-    _sqlite_seed(seed)
+    seed_path = tmp_path / "seed.db"
+    _sqlite_seed(seed_path)
     async with pg.database("copy") as url:
         conn = await asyncpg.connect(url)
         try:
@@ -118,7 +126,7 @@ async def test_a_sqlite_seed_is_copied_in_with_its_types_and_indexes(
                 "CREATE TRIGGER events_counted AFTER INSERT ON events"
                 " FOR EACH ROW EXECUTE FUNCTION count_one();"
             )
-            copied = await pgseed.copy_from_sqlite(seed, url)
+            copied = await pgseed.copy_from_sqlite(seed_path, url)
             assert copied == {"accounts": 2, "events": 300}
             # copied rows do not fire the schema's triggers; the service's own writes do
             assert await conn.fetchval("SELECT n FROM counted") == 0
@@ -131,15 +139,13 @@ async def test_a_sqlite_seed_is_copied_in_with_its_types_and_indexes(
                 "INSERT INTO events (account_id, payload) VALUES ('a1', '{}') RETURNING seq"
             ) == 301  # fmt: skip
             assert await conn.fetchval("SELECT n FROM counted") == 1
-            store = BenchStore("PostgreSQL", seed, url, pg)
+            store = BenchStore("PostgreSQL", seed_path, url, pg)
             assert await store.one("SELECT count(*), sum(seq) FROM events") == (301, 45451)
         finally:
             await conn.close()
 
 
 async def test_a_template_database_is_cloned_for_a_run(pg: PgServer, tmp_path: Path) -> None:
-    import contextlib
-
     async with contextlib.AsyncExitStack() as stack:
         url = await stack.enter_async_context(pg.database("tmpl"))
         conn = await asyncpg.connect(url)
@@ -155,11 +161,9 @@ async def test_a_template_database_is_cloned_for_a_run(pg: PgServer, tmp_path: P
 
 
 async def test_sqlite_stores_read_counts_and_clone_as_files(tmp_path: Path) -> None:
-    import contextlib
-
-    seed = tmp_path / "seed.db"
-    _sqlite_seed(seed)
-    store = BenchStore(SQLITE, seed)
+    seed_path = tmp_path / "seed.db"
+    _sqlite_seed(seed_path)
+    store = BenchStore(SQLITE, seed_path)
     assert store.env() == {}
     assert store.server_cpu() is None
     async with contextlib.AsyncExitStack() as stack:
@@ -271,3 +275,43 @@ async def test_top_statements_are_read_when_the_server_keeps_them(pg: PgServer) 
             await conn.close()
         top = await pg.top_statements(database_name(url))
     assert top == [] or any("INSERT INTO t" in line for line in top)
+
+
+async def test_a_scale_seed_copied_into_the_service_schema_reads_the_same(
+    pg: PgServer, tmp_path: Path
+) -> None:
+    """The seeded rows satisfy PostgreSQL's schema (the service's migrations), and the
+    PostgreSQL store reads them as the SQLite store does: counts, trigger-kept status counts,
+    a task, a balance, the due backlog."""
+    count, now = 600, system_clock()
+    path = tmp_path / "taskhook.db"
+    specs = [scaledb._endpoints(n) for n in range(scaledb.ACCOUNTS)]
+    accounts, counts = await seed.build(
+        path, specs, scaledb.plan(count, now), lambda: now, secret_key=SECRET
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        store = await provision(stack, pg, "schema", path, SECRET, tmp_path / "logs")
+        assert store.postgres
+        sql = (
+            "SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM deliveries),"
+            " (SELECT count(*) FROM attempts), (SELECT count(*) FROM callbacks),"
+            " (SELECT n FROM status_counts WHERE kind = 'deliveries' AND status = 'pending')"
+        )
+        lite = BenchStore(SQLITE, path)
+        assert await store.one(sql) == await lite.one(sql)
+        assert (await store.one(sql))[:3] == (count, counts.deliveries, counts.attempts)
+        env = processes.service_env(tmp_path / "pg", SECRET, **store.env())
+        service_store = open_store(load_settings(env))
+        await service_store.open()
+        try:
+            account = accounts[0].id
+            page = await service_store.list_tasks(
+                account, TaskFilter(status="failed"), PageRequest(limit=5)
+            )
+            assert page
+            assert all(t.state.status is TaskStatus.FAILED for t in page)
+            assert await service_store.get_task(account, page[0].id) == page[0]
+            claimed = await service_store.claim_due_deliveries(system_clock(), 60_000, 10_000)
+            assert len(claimed) == counts.pending_due > 0
+        finally:
+            await service_store.close()
