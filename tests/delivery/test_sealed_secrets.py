@@ -35,6 +35,7 @@ from service.settings import PROJECT_ROOT, load_settings
 from service.store.base import Store
 from service.store.sqlite import SqliteStore
 from service.usecases import create_account, create_api_key
+from tests import backends
 from tests.conftest import SECRET, settings_env
 from tests.delivery.receiver import Receiver
 from tests.factories import make_endpoint
@@ -128,7 +129,16 @@ ANY_SECRET = re.compile(rb"whsec_[A-Za-z0-9+/]{8}")
 
 
 def file_bytes(data_dir: Path) -> bytes:
-    """The database file and its WAL, as they are on disk now."""
+    """The database file and its WAL, as they are on disk now; on PostgreSQL, every column
+    of every row of the tables that could hold a secret, as text."""
+    if backends.CURRENT.is_postgres:
+        dumped = backends.run_sync(
+            backends.rows(
+                data_dir,
+                "SELECT COALESCE(string_agg(row_to_json(e)::text, ''), '') FROM endpoints e",
+            )
+        )
+        return str(dumped).encode()
     db = data_dir / "taskhook.db"
     return b"".join(p.read_bytes() for p in (db, db.with_name(db.name + "-wal")) if p.exists())
 
@@ -140,8 +150,12 @@ def traces(secret: str) -> list[bytes]:
 
 
 def stored_values(data_dir: Path) -> list[str]:
-    with closing(sqlite3.connect(data_dir / "taskhook.db")) as conn:
-        rows = conn.execute("SELECT secret, previous_secret FROM endpoints").fetchall()
+    sql = "SELECT secret, previous_secret FROM endpoints"
+    if backends.CURRENT.is_postgres:
+        rows = backends.run_sync(backends.rows(data_dir, sql))
+    else:
+        with closing(sqlite3.connect(data_dir / "taskhook.db")) as conn:
+            rows = conn.execute(sql).fetchall()
     return [v for row in rows for v in row if v is not None]
 
 
@@ -250,6 +264,7 @@ async def test_a_database_sealed_under_another_key_is_refused_at_start_up(
     assert stored_values(tmp_path) == [sealed]  # nothing was changed
 
 
+@pytest.mark.sqlite_only  # opens the SQLite file under a second key
 async def test_a_secret_sealed_by_another_process_under_another_key_is_never_sent_unsigned(
     tmp_path: Path,
     hooks: tuple[Receiver, str],

@@ -26,6 +26,7 @@ from service.delivery.worker import DeliveryWorker
 from service.outbox import record_event
 from service.settings import load_settings
 from service.store.base import Account, Store
+from tests import backends
 from tests.backends import make_store, reader, sqlite_store, writing
 from tests.conftest import settings_env
 from tests.delivery.receiver import Receiver
@@ -383,11 +384,24 @@ async def test_a_row_that_cannot_be_written_does_not_hold_back_its_batch(bench: 
     await bench.held("/a", events=4)
     [(poisoned,)] = await bench.rows("SELECT id FROM deliveries ORDER BY id LIMIT 1")
     async with writing(bench.store) as conn:
-        await conn.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON attempts WHEN NEW.delivery_id = "
-            f"'{poisoned}' BEGIN SELECT RAISE(ABORT, 'refused'); END",
-            (),
-        )
+        if backends.CURRENT.is_postgres:
+            await conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                f" IF NEW.delivery_id = '{poisoned}' THEN RAISE EXCEPTION 'refused'; END IF;"
+                " RETURN NEW; END $$",
+                (),
+            )
+            await conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON attempts FOR EACH ROW"
+                " EXECUTE FUNCTION refuse()",
+                (),
+            )
+        else:
+            await conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON attempts WHEN NEW.delivery_id = "
+                f"'{poisoned}' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                (),
+            )
     round_ = asyncio.create_task(bench.worker.deliver_due())
     await _all_received(bench, 4)
     bench.receiver.release.set()

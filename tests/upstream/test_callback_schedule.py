@@ -15,7 +15,7 @@ from tests.upstream.test_callback_rejections import (
 async def schedule(h: Harness, task_id: str) -> tuple[int | None, int]:
     """The task's next check, and when its newest callback was applied."""
     async with reader(h.store).execute(
-        "SELECT t.next_check_at, MAX(c.applied_at) FROM tasks t"
+        "SELECT MAX(t.next_check_at), MAX(c.applied_at) FROM tasks t"
         " JOIN callbacks c ON c.task_id = t.id AND c.outcome = 'applied' WHERE t.id = ?",
         (task_id,),
     ) as cursor:
