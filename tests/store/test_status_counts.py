@@ -38,7 +38,10 @@ TRUTH = (
 def _counted(db: Path) -> tuple[set[tuple[str, str, int]], set[tuple[str, str, int]]]:
     if backends.CURRENT.is_postgres:
         stored = backends.run_sync(
-            backends.rows(db, "SELECT kind, status, n FROM status_counts WHERE n <> 0")
+            backends.rows(
+                db,
+                "SELECT kind, status, SUM(n) FROM status_counts GROUP BY 1, 2 HAVING SUM(n) <> 0",
+            )
         )
         recount = backends.run_sync(backends.rows(db, TRUTH))
         return {(k, s, int(n)) for k, s, n in stored}, {(k, s, int(n)) for k, s, n in recount}

@@ -68,9 +68,10 @@ DERIVED = (
             ("deliveries", "deliveries_counted"),
         ),
         recount=STATUS_RECOUNT,
-        kept="SELECT kind, status, n FROM status_counts",
+        kept="SELECT kind, status, SUM(n) FROM status_counts GROUP BY kind, status",
+        # into shard 0 (the column's default), over the zeros an empty target may hold
         rebuild=f"INSERT INTO status_counts AS c (kind, status, n) {STATUS_RECOUNT}"
-        " ON CONFLICT (kind, status) DO UPDATE SET n = excluded.n",
+        " ON CONFLICT (kind, status, shard) DO UPDATE SET n = excluded.n",
     ),
     Derived(
         table="attempt_counts",
