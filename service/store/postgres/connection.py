@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from service.errors import StoreUnavailable
+from service.errors import StoreBusy, StoreUnavailable
 
 T = TypeVar("T")
 #: what statements run on: the pool, or one connection (a pool's proxy for it, or a bare one)
@@ -49,6 +49,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     # ("cannot switch to state 12; another operation (2) is in progress"). Seen as 500s on a
     # real restart under load; the connection is as lost as one that was reset.
     asyncpg.InternalClientError,
+)
+
+
+#: the transaction was chosen to be undone so another could go on: retry it
+CONFLICT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
 )
 
 
@@ -81,6 +89,10 @@ async def unavailable_on_loss(work: Awaitable[T]) -> T:
         return await work
     except CONNECTION_ERRORS as exc:
         raise StoreUnavailable(f"The database is unavailable: {type(exc).__name__}.") from exc
+    except CONFLICT_ERRORS as exc:
+        # The server undid the transaction to break a cycle of waits (or a serialization
+        # conflict): nothing was written, and the same request succeeds when tried again.
+        raise StoreBusy("The database was busy; retry shortly.") from exc
 
 
 def is_loss(exc: BaseException) -> bool:
