@@ -6,7 +6,8 @@ connection from ``BEGIN`` to ``COMMIT``; its reads of rows it will change take r
 (``PgTxQueries``), since here, unlike SQLite, two writers run at once. The 2xx a caller sends
 after the block still means the row is committed: the block is left only after ``COMMIT``
 returned. ``durable=False`` transactions (leases, attempts) commit without waiting for the WAL
-flush (``synchronous_commit = off``): safe to lose, as on SQLite.
+flush (``synchronous_commit = off``): safe to lose, as on SQLite. A commit that queued a task
+or wrote deliveries notifies every listening worker in the same message (``notify``).
 
 A lost server — restarting, unreachable — raises ``StoreUnavailable`` (503 with
 ``Retry-After``); the pool drops broken connections and opens new ones as they are needed, so
@@ -26,6 +27,7 @@ from service.core.secretbox import SecretBox, is_sealed
 from service.errors import StoreError, StoreUnavailable
 from service.store.postgres.connection import CONNECTION_ERRORS, PgConnection, unavailable_on_loss
 from service.store.postgres.migrate import migrate, pending
+from service.store.postgres.notify import commit_sql
 from service.store.postgres.queries import PgQueries, PgTxQueries
 from service.store.reads import QueryStore
 from service.store.sealing import (
@@ -137,13 +139,15 @@ class PostgresStore(QueryStore):
         try:
             begin = "BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit = off"
             await unavailable_on_loss(conn.execute(begin))
+            tx = PgTxQueries(PgConnection(conn), self._secrets)
             try:
-                yield PgTxQueries(PgConnection(conn), self._secrets)
+                yield tx
             except BaseException:
                 with suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
                     await conn.execute("ROLLBACK")
                 raise
-            await unavailable_on_loss(conn.execute("COMMIT"))
+            # with the wake-up for every worker in the fleet, if it queued work (one round trip)
+            await unavailable_on_loss(conn.execute(commit_sql(tx.wakes)))
         finally:
             await self.pool.release(conn)
 
