@@ -50,18 +50,20 @@ def open_store(settings: Settings, *, migrate: bool | None = None) -> SqliteStor
     current secret key and opening them with any configured one. ``migrate`` overrides
     ``[storage] migrate_on_start``."""
     storage = settings.storage
+    migrating = storage.migrate_on_start if migrate is None else migrate
     if storage.is_postgres:
         return PostgresStore(
             storage.url,
             secrets=secret_box(settings),
             pool_size=storage.pool_size,
-            migrate=storage.migrate_on_start if migrate is None else migrate,
+            migrate=migrating,
         )
     return SqliteStore(
         settings.storage.database_path,
         busy_timeout_ms=settings.storage.busy_timeout_ms,
         synchronous=settings.storage.synchronous,
         secrets=secret_box(settings),
+        migrate=migrating,
     )
 
 

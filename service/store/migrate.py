@@ -39,6 +39,17 @@ def available(package: str = "service.store.migrations") -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """The migrations this database has not applied yet."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchall()
+    done = (
+        {r[0] for r in conn.execute("SELECT version FROM schema_migrations")} if exists else set()
+    )
+    return [f"{m.version:04d}_{m.name}" for m in available() if m.version not in done]
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply what is missing; return the names applied (empty when up to date)."""
     conn.execute(

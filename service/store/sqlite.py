@@ -13,7 +13,7 @@ from service.core.secretbox import SecretBox
 from service.errors import StoreError
 from service.store.database import Database
 from service.store.inline import InlineConnection
-from service.store.migrate import migrate
+from service.store.migrate import migrate, pending
 from service.store.queries import Queries
 from service.store.reads import QueryStore
 from service.store.sealing import StoredSecrets, reencrypt, seal_plaintext
@@ -30,10 +30,12 @@ class SqliteStore(QueryStore):
         busy_timeout_ms: int = 5000,
         synchronous: str = "FULL",
         secrets: SecretBox | None = None,
+        migrate: bool = True,
     ):
         self.db = Database(path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
         self._secrets = None if secrets is None else StoredSecrets(secrets)
         self._reads: Queries | None = None
+        self._migrate = migrate
 
     async def open(self) -> list[str]:
         """Open the connections, apply pending migrations and seal any secret still in the
@@ -41,7 +43,15 @@ class SqliteStore(QueryStore):
         not configured."""
         await self.db.open()
         try:
-            applied = await self.db.exclusive(migrate)
+            if self._migrate:
+                applied = await self.db.exclusive(migrate)
+            elif waiting := await self.db.exclusive(pending):
+                raise StoreError(
+                    f"the database has pending migrations ({', '.join(waiting)});"
+                    " run `taskhook db migrate`"
+                )
+            else:
+                applied = []
             if self._secrets is not None:
                 sealed = await self.db.exclusive(partial(seal_plaintext, secrets=self._secrets))
                 if sealed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +35,8 @@ async def redis_prefix() -> AsyncIterator[str]:
         await client.ping()
     except (redis.RedisError, OSError) as exc:
         await client.aclose()
+        if os.environ.get("TASKHOOK_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis is required (TASKHOOK_REQUIRE_REDIS=1): {exc!r}")
         pytest.skip(f"no Redis at {REDIS_URL} ({exc!r}): the shared-storage tests need one")
     prefix = f"taskhook-test-{secrets.token_hex(6)}"
     try:
