@@ -150,3 +150,26 @@ async def test_two_apps_in_one_process_do_not_collide(
         assert second_metrics is not app.state.metrics
         samples = await scrape(client)
     assert value(samples, f"{LATENCY}_count") == 0
+
+
+async def test_attempts_count_the_same_from_a_process_that_sent_none(
+    h: Harness, caller: Caller, subscriber: Subscriber, settings: Settings
+) -> None:
+    """Another process on the database (a `web` with no workers) reports the attempts this
+    one's worker recorded: they are read from the database; only the latency histogram is
+    this process's own."""
+    subscriber.receiver.script["/busy"] = [503]
+    await subscriber.endpoint(caller, "/ok")
+    await subscriber.endpoint(caller, "/busy")
+    await h.create_task(caller)
+    assert await subscriber.worker.deliver_due() == 2
+    other = create_app(settings, run_workers=False)
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            elsewhere = await scrape(c)
+    here = await scrape(h.client)
+    expected = {"delivered": 1, "failed": 1, "gone": 0}
+    assert gauges(here, ATTEMPTS) == gauges(elsewhere, ATTEMPTS) == expected
+    assert value(here, f"{LATENCY}_count") == 2
+    assert value(elsewhere, f"{LATENCY}_count") == 0
