@@ -81,8 +81,6 @@ async def test_metrics_agree_whichever_process_is_scraped(
     assert (await submit(second, caller, None)).status_code == 202
     one = parse((await client.get("/metrics")).text)
     two = parse((await second.get("/metrics")).text)
-    shared = {
-        k: v for k, v in one.items() if not k[0].startswith("taskhook_delivery_latency")
-    }
+    shared = {k: v for k, v in one.items() if not k[0].startswith("taskhook_delivery_latency")}
     assert shared == {k: v for k, v in two.items() if k in shared}
     assert one[("taskhook_tasks", (("status", "queued"),))] == 2
