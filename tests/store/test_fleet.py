@@ -195,3 +195,22 @@ async def test_a_listener_that_loses_its_connection_comes_back_and_wakes_once(
     assert listener.server_pid not in (None, first)
     await queued_deliveries(one, 1)
     assert await woken.next(within_s=1) == DELIVERY
+
+
+async def test_a_burst_of_commits_is_told_in_a_few_notifications(
+    stores: tuple[Store, Store], listening: tuple[PgWakeListener, Woken]
+) -> None:
+    one, _ = stores
+    _, woken = listening
+    account = Account(new_id("acct", NOW), "fleet", NOW)
+    async with one.transaction() as tx:
+        await tx.insert_account(account)
+
+    async def queue_one() -> None:
+        async with one.transaction() as tx:
+            await tx.insert_task(_task(account.id))
+
+    await asyncio.gather(*(queue_one() for _ in range(100)))
+    await asyncio.sleep(0.3)
+    assert 1 <= len(woken.seen) < 50, len(woken.seen)
+    assert {what for what, _ in woken.seen} == {SUBMITTER}

@@ -1,10 +1,19 @@
 """Waking workers on every host through PostgreSQL's ``LISTEN/NOTIFY``.
 
-The sending side costs no round trip of its own: a transaction that queued a task or wrote
-deliveries notes it (``PgTxQueries.wakes``), and its ``COMMIT`` goes as
-``SELECT pg_notify(…); COMMIT`` in one simple-protocol message (:func:`commit_sql`).
-PostgreSQL delivers a notification only when the transaction commits, so a worker is never
-woken for work it cannot see yet, nor for work rolled back.
+The sending side: a transaction that queued a task or wrote deliveries notes it
+(``PgTxQueries.wakes``); once it has committed, :class:`WakeNotifier` sends
+``pg_notify(…)`` on the pool, in the background, coalescing: while one notification is on its
+way, the commits that come meanwhile are folded into the next, so a burst of a thousand commits
+sends a handful. A notification sent after the commit can never wake a worker for work it
+cannot see yet, nor for work rolled back.
+
+Why not in the COMMIT's own message (``SELECT pg_notify(…); COMMIT``, no extra round trip)?
+PostgreSQL serialises every committing transaction that has notified, from the notify queue
+lock to the end of its commit — WAL flush included. Measured here (16 writers, a one-row insert
+each): plain commits 2,300 to 2,900/s, with the notify in the commit 990 to 1,060/s, with the
+coalesced notify after the commit 2,000 to 2,200/s (45 notifications for 4,000 commits). The cost
+is one round trip per burst on a pool connection, off the request's path; a process killed
+between its commit and the notification leaves that work to the idle poll.
 
 The receiving side is :class:`PgWakeListener`: one dedicated connection per worker process (not
 a pool's: a pooled connection is reset and handed to others, and its ``LISTEN`` with it),
@@ -52,13 +61,46 @@ LOST: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresErr
 Wake = Callable[[bytes], None]
 
 
-def commit_sql(wakes: set[bytes]) -> str:
-    """The ``COMMIT`` of a transaction that woke ``wakes``: one notification at most (a queued
-    task wakes the delivery loop too), sent in the same message as the commit."""
-    if not wakes:
-        return "COMMIT"
+def notify_sql(wakes: set[bytes]) -> str:
+    """The one notification ``wakes`` needs (a queued task wakes the delivery loop too)."""
     what = (SUBMITTER if SUBMITTER in wakes else DELIVERY).decode()
-    return f"SELECT pg_notify('{WAKE_CHANNEL}', '{what}'); COMMIT"
+    return f"SELECT pg_notify('{WAKE_CHANNEL}', '{what}')"
+
+
+class WakeNotifier:
+    """Sends the wake-ups of committed transactions, one notification in flight at a time:
+    what is noted while one is on its way goes in the next (see the module's docstring)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._pending: set[bytes] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def note(self, wakes: set[bytes]) -> None:
+        """After a commit: make sure a notification goes out after it."""
+        if not wakes:
+            return
+        self._pending |= wakes
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush(), name="taskhook-wake-notify")
+
+    async def _flush(self) -> None:
+        while self._pending:
+            wakes, self._pending = self._pending, set()
+            try:
+                await self._pool.execute(notify_sql(wakes))
+            except LOST as exc:  # best effort: the idle poll picks the work up
+                log.debug("wakeup.notify_failed", reason=type(exc).__name__)
+
+    async def close(self) -> None:
+        """Send what is pending (briefly), then stop."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            with contextlib.suppress(TimeoutError, *LOST):
+                await asyncio.wait_for(asyncio.shield(task), 1.0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class PgWakeListener:

@@ -6,7 +6,7 @@ shared query modules' text (``service.store.queries`` and siblings), run through
 before it is changed is locked (``FOR NO KEY UPDATE``: it does not block inserts that only
 reference the row), and a claim skips rows another worker's open claim holds (``FOR UPDATE
 SKIP LOCKED``) rather than waiting for them or taking them too. A transaction that gives the
-workers something to do notes it in ``wakes``, which its ``COMMIT`` turns into a notification
+workers something to do notes it in ``wakes``, notified once it has committed
 (``postgres.notify``).
 """
 
@@ -65,7 +65,8 @@ class PgTxQueries(PgQueries):
 
     def __init__(self, conn: Connection, secrets: StoredSecrets | None = None) -> None:
         super().__init__(conn, secrets)
-        #: what this transaction woke (``notify.SUBMITTER``, ``notify.DELIVERY``), for its COMMIT
+        #: what this transaction woke (``notify.SUBMITTER``, ``notify.DELIVERY``): notified
+        #: once it has committed
         self.wakes: set[bytes] = set()
 
     async def insert_task(self, task: Task) -> None:

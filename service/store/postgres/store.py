@@ -7,7 +7,7 @@ connection from ``BEGIN`` to ``COMMIT``; its reads of rows it will change take r
 after the block still means the row is committed: the block is left only after ``COMMIT``
 returned. ``durable=False`` transactions (leases, attempts) commit without waiting for the WAL
 flush (``synchronous_commit = off``): safe to lose, as on SQLite. A commit that queued a task
-or wrote deliveries notifies every listening worker in the same message (``notify``).
+or wrote deliveries then notifies every listening worker (``notify.WakeNotifier``).
 
 A lost server — restarting, unreachable — raises ``StoreUnavailable`` (503 with
 ``Retry-After``); the pool drops broken connections and opens new ones as they are needed, so
@@ -27,7 +27,7 @@ from service.core.secretbox import SecretBox, is_sealed
 from service.errors import StoreError, StoreUnavailable
 from service.store.postgres.connection import CONNECTION_ERRORS, PgConnection, unavailable_on_loss
 from service.store.postgres.migrate import migrate, pending
-from service.store.postgres.notify import commit_sql
+from service.store.postgres.notify import WakeNotifier
 from service.store.postgres.queries import PgQueries, PgTxQueries
 from service.store.reads import QueryStore
 from service.store.sealing import (
@@ -69,6 +69,7 @@ class PostgresStore(QueryStore):
         self._migrate = migrate
         self._pool: asyncpg.Pool | None = None
         self._reads: PgQueries | None = None
+        self._notifier: WakeNotifier | None = None
 
     async def open(self) -> list[str]:
         """Connect, migrate (or check that nothing is pending) and check that every stored
@@ -108,10 +109,14 @@ class PostgresStore(QueryStore):
             await self.close()
             raise
         self._reads = PgQueries(PgConnection(self._pool), self._secrets)
+        self._notifier = WakeNotifier(self._pool)
         return applied
 
     async def close(self) -> None:
         pool, self._pool, self._reads = self._pool, None, None
+        notifier, self._notifier = self._notifier, None
+        if notifier is not None:
+            await notifier.close()
         if pool is not None:
             with suppress(*CONNECTION_ERRORS):
                 await asyncio.wait_for(pool.close(), timeout=10)
@@ -146,8 +151,9 @@ class PostgresStore(QueryStore):
                 with suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
                     await conn.execute("ROLLBACK")
                 raise
-            # with the wake-up for every worker in the fleet, if it queued work (one round trip)
-            await unavailable_on_loss(conn.execute(commit_sql(tx.wakes)))
+            await unavailable_on_loss(conn.execute("COMMIT"))
+            if self._notifier is not None:  # the fleet's workers: there is work (after COMMIT)
+                self._notifier.note(tx.wakes)
         finally:
             await self.pool.release(conn)
 
