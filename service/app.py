@@ -3,6 +3,8 @@ workers and the web edge."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -19,7 +21,7 @@ from service.delivery.sender import Sender
 from service.delivery.ssrf import TargetPolicy
 from service.delivery.worker import DeliveryWorker
 from service.endpoints import EndpointPolicy
-from service.errors import ConfigError
+from service.errors import ConfigError, StoreUnavailable
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.moderation.external import ExternalModeration
@@ -65,6 +67,27 @@ def open_store(settings: Settings, *, migrate: bool | None = None) -> SqliteStor
         secrets=secret_box(settings),
         migrate=migrating,
     )
+
+
+#: how long a starting process waits for its database (a replica that starts while PostgreSQL
+#: restarts should come up with it, not exit)
+STARTUP_WAIT_S = 60.0
+
+
+async def open_when_ready(store: Store, wait_s: float = STARTUP_WAIT_S) -> list[str]:
+    """``store.open()``, retried with backoff while the database is unavailable, for up to
+    ``wait_s``; returns the migrations applied."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.2
+    while True:
+        try:
+            return await store.open()
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("db.waiting", error=exc.message, retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def secret_box(settings: Settings) -> SecretBox:
@@ -244,7 +267,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        applied = await store.open()
+        applied = await open_when_ready(store)
         if applied:
             log.info("db.migrated", applied=applied)
         if with_workers:

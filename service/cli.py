@@ -26,6 +26,7 @@ from service.app import (
     create_app,
     fleet_listener,
     open_store,
+    open_when_ready,
     provider_client,
     secret_box,
     simulator_config,
@@ -36,6 +37,7 @@ from service.logs import configure_logging, get_logger
 from service.providers.simulator import create_simulator_app
 from service.settings import Settings, load_settings
 from service.store.base import Store
+from service.store.postgres.copy import copy_database
 from service.wakeup import WakeListener, wake_address
 
 T = TypeVar("T")
@@ -61,6 +63,17 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     db.add_parser("migrate", help="apply pending migrations")
+    copy = db.add_parser(
+        "copy",
+        help="copy the SQLite database into an empty PostgreSQL one, then verify the copy",
+    )
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql://USER@HOST/DB")
+    copy.add_argument(
+        "--from",
+        dest="source",
+        metavar="URL",
+        help="sqlite:///PATH (default: the configured SQLite database)",
+    )
 
     accounts = commands.add_parser("accounts", help="manage accounts").add_subparsers(
         dest="action", required=True
@@ -128,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         collect_garbage_rarely()
         # uvloop, as `serve` runs under: the delivery worker's sends are its hot path.
-        return uvloop.run(_worker(settings))
+        try:
+            return uvloop.run(_worker(settings))
+        except TaskhookError as exc:  # the database unreachable at start: said, not traced
+            print(f"taskhook: {exc.message}", file=sys.stderr)
+            return 1
     if args.command == "simulator":
         return _simulator(settings, args.host, args.port)
     try:
@@ -178,7 +195,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 async def _worker(settings: Settings) -> int:
     """The Procfile's ``worker:``: the background loops, stopped cleanly by SIGTERM or SIGINT."""
     store = open_store(settings)
-    await store.open()
+    await open_when_ready(store)
     client = provider_client(settings)
     background = build_background(settings, store, client, system_clock)
     listener = WakeListener(wake_address(settings.storage.database_path), background.waker)
@@ -233,6 +250,8 @@ def _run_admin(settings: Settings, args: argparse.Namespace) -> int:
                 "\n".join(f"applied {name}" for name in asyncio.run(_migrate(settings)))
                 or "database is up to date"
             )
+        case ("db", "copy"):
+            print(asyncio.run(_copy(settings, args.source, args.to)))
         case ("accounts", "create"):
             account = with_store(
                 lambda s: usecases.create_account(s, clock, args.name, args.credits)
@@ -302,6 +321,21 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> str:
 
 def _deliveries(count: int, kind: str = "") -> str:
     return f"{count} {kind}{'delivery' if count == 1 else 'deliveries'}"
+
+
+async def _copy(settings: Settings, source: str | None, target: str) -> str:
+    """``db copy``: the summary of a verified copy (errors raise, with the password redacted)."""
+    storage = settings.storage
+    if source is not None:
+        if not source.startswith("sqlite:///"):
+            raise ConfigError("--from takes a sqlite:///PATH URL")
+        storage = replace(storage, url=source)
+    elif storage.is_postgres:
+        raise ConfigError("the configured database is PostgreSQL; name the SQLite one with --from")
+    if not replace(storage, url=target).is_postgres:
+        raise ConfigError("--to takes a postgresql:// URL")
+    report = await copy_database(storage.database_path, target, secret_box(settings))
+    return report.summary()
 
 
 async def _migrate(settings: Settings) -> list[str]:

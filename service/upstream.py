@@ -24,6 +24,7 @@ from service.core.retry import backoff_ms
 from service.core.tasks import Task
 from service.core.timeline import EntryKind, TimelineEntry
 from service.core.tokens import CallbackTokens
+from service.errors import StoreBusy, StoreError, StoreUnavailable
 from service.logs import get_logger
 from service.outbox import record_event
 from service.providers.base import Provider, ProviderError, ProviderRejected, ProviderRetryable
@@ -114,17 +115,25 @@ async def apply_update(
 async def in_parallel(
     items: Iterable[Claimed], work: Callable[[Claimed], Awaitable[None]], limit: int
 ) -> None:
-    """Run ``work`` on each item, at most ``limit`` at once; one failure does not stop the rest."""
+    """Run ``work`` on each item, at most ``limit`` at once; one failure does not stop the rest.
+    Items the database was away for are not logged one by one: the first such error is raised
+    once all are done, and the worker loop defers the round (their claims' leases bring them
+    round again)."""
     gate = asyncio.Semaphore(limit)
+    away: list[StoreError] = []
 
     async def guarded(item: Claimed) -> None:
         async with gate:
             try:
                 await work(item)
+            except (StoreUnavailable, StoreBusy) as exc:
+                away.append(exc)
             except Exception:
                 log.exception("worker.item_failed", task_id=item.task.id)
 
     await asyncio.gather(*(guarded(item) for item in items))
+    if away:
+        raise away[0]
 
 
 # -- submission -------------------------------------------------------------------------------

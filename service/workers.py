@@ -4,8 +4,12 @@ Each loop claims a batch, works it, and sleeps until woken (this process just co
 for it) or until ``idle_poll_ms`` passes (work committed by another process, or a deadline that
 came due). A full batch means there is probably more: it goes again at once. An exception in a
 round is logged and the loop carries on: a worker that dies quietly is worse than one that
-complains. Retention is the slow one: it purges everything due in one round (in batches of its
-own), then sleeps ``retention.interval_seconds``.
+complains. A round the database was not there for (``StoreUnavailable``, ``StoreBusy``) is
+deferred: logged once (``workers.round_deferred``, a warning, no traceback), retried with a
+backoff that doubles up to ``DEFERRED_MAX_S``, and ``workers.round_resumed`` when one succeeds.
+Nothing is lost meanwhile: what a round had claimed comes back when its lease runs out.
+Retention is the slow one: it purges everything due in one round (in batches of its own), then
+sleeps ``retention.interval_seconds``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from service.delivery.worker import DeliveryWorker
+from service.errors import StoreBusy, StoreUnavailable
 from service.logs import get_logger
 from service.retention import Retention
 from service.settings import WorkerSettings
@@ -22,6 +27,9 @@ from service.upstream import Upstream, reconcile_due, submit_due
 
 log = get_logger("taskhook.workers")
 
+
+#: the longest wait between two rounds while the database is away (the first is the idle poll)
+DEFERRED_MAX_S = 5.0
 
 SUBMITTER = b"s"
 DELIVERY = b"d"
@@ -108,14 +116,33 @@ class Workers:
         full: int,
         idle_s: float,
     ) -> None:
+        deferred = 0  # rounds in a row the database was not there for
         while True:
             wake.clear()
             try:
                 handled = await step()
+            except (StoreUnavailable, StoreBusy) as exc:
+                if not deferred:
+                    log.warning("workers.round_deferred", loop=name, code=exc.code,
+                                error=exc.message)  # fmt: skip
+                deferred += 1
+                await asyncio.sleep(deferred_wait(idle_s, deferred))
+                continue
             except Exception:
                 log.exception("workers.round_failed", loop=name)
                 handled = 0
+            if deferred:
+                log.info("workers.round_resumed", loop=name, deferred_rounds=deferred)
+                deferred = 0
             if full and handled >= full:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), idle_s)
+
+
+def deferred_wait(idle_s: float, deferred: int) -> float:
+    """The wait after the ``deferred``-th round in a row the database was away for: the idle
+    poll (at least a tenth of a second), doubling, at most ``DEFERRED_MAX_S`` — the database is
+    asked again soon after it returns, without a storm of attempts while it is gone."""
+    wait: float = max(idle_s, 0.1) * 2.0 ** (deferred - 1)
+    return min(wait, DEFERRED_MAX_S)

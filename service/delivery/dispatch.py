@@ -20,6 +20,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from service.errors import StoreBusy, StoreError, StoreUnavailable
 from service.logs import get_logger
 from service.store.base import ClaimedDelivery
 
@@ -99,6 +100,9 @@ class Lanes(Generic[S]):
         #: task leaves ``_lanes`` only when its callbacks run, a loop pass later)
         self._taking = 0
         self.unfinished = 0
+        #: the first "database away" error an attempt or a recording met (``None``: none): not
+        #: logged per delivery; the round raises it, and the worker loop defers
+        self.away: StoreError | None = None
         self._waiter: tuple[int, asyncio.Future[None]] | None = None
 
     def add(self, claimed: list[ClaimedDelivery], claimed_at: int) -> None:
@@ -152,6 +156,9 @@ class Lanes(Generic[S]):
         try:
             async with self._per_endpoint[item.endpoint.id]:
                 sent = await self._attempt(item, claimed_at)
+        except (StoreUnavailable, StoreBusy) as exc:
+            self.away = self.away or exc
+            sent = None
         except Exception:
             log.exception("delivery.attempt_crashed", delivery_id=item.delivery.id)
             sent = None
@@ -161,10 +168,11 @@ class Lanes(Generic[S]):
             self._recorder.submit(sent).add_done_callback(functools.partial(self._recorded, item))
 
     def _recorded(self, item: ClaimedDelivery, done: asyncio.Future[bool]) -> None:
-        if not done.cancelled() and done.exception() is not None:
-            log.error(
-                "delivery.attempt_crashed", delivery_id=item.delivery.id, exc_info=done.exception()
-            )
+        failed = None if done.cancelled() else done.exception()
+        if isinstance(failed, StoreUnavailable | StoreBusy):
+            self.away = self.away or failed
+        elif failed is not None:
+            log.error("delivery.attempt_crashed", delivery_id=item.delivery.id, exc_info=failed)
         self._finished()
 
     def _finished(self) -> None:

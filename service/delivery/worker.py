@@ -79,6 +79,8 @@ class DeliveryWorker:
         except asyncio.CancelledError:
             await lanes.close()  # a stopping worker's claims return when their leases run out
             raise
+        if lanes.away is not None:  # the database went away mid-round: the loop defers
+            raise lanes.away
         return total
 
     async def _attempt(self, item: ClaimedDelivery, claimed_at: int) -> _Sent | None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 from service.store.base import OpsCounts
 from service.store.rows import Sql
 
-#: counts by status (and by outcome for callbacks), kept by triggers (migration 0005)
-STATUS_COUNTS = "SELECT kind, status, n FROM status_counts"
-#: delivery attempts by outcome, kept by a trigger (SQLite 0007, PostgreSQL 0002)
-ATTEMPT_COUNTS = "SELECT outcome, n FROM attempt_counts"
+#: counts by status (and by outcome for callbacks), kept by triggers (migration 0005; on
+#: PostgreSQL in shards, summed here)
+STATUS_COUNTS = "SELECT kind, status, SUM(n) AS n FROM status_counts GROUP BY kind, status"
+#: delivery attempts by outcome, kept by a trigger (SQLite 0007, PostgreSQL 0002: in shards too)
+ATTEMPT_COUNTS = "SELECT outcome, SUM(n) AS n FROM attempt_counts GROUP BY outcome"
 OLDEST_PENDING = "SELECT MIN(created_at) AS oldest FROM deliveries WHERE status = 'pending'"
 #: what a delivery worker would claim now: due and not under a live lease
 QUEUE_DUE = (

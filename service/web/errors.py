@@ -39,7 +39,9 @@ async def taskhook_error(_request: Request, exc: Exception) -> Response:
         response.headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
-    if exc.status_code >= 500:
+    if isinstance(exc, StoreBusy | StoreUnavailable):  # the caller retries; not our bug
+        log.warning("request.deferred", code=exc.code, error=exc.message)
+    elif exc.status_code >= 500:
         log.error("request.failed", code=exc.code, error=exc.message)
     return response
 

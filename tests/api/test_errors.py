@@ -691,7 +691,7 @@ async def test_a_nul_in_the_prompt_is_refused_before_any_charge(
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == "prompt"
     account = await lenient_client.get("/v1/account", headers=caller.headers)
-    assert account.json()["balance"] == 1000
+    assert account.json()["balance_credits"] == 1000
 
 
 @pytest.mark.parametrize(

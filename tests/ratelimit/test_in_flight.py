@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from service.core.clock import system_clock
 from service.core.ids import new_id
@@ -124,6 +125,7 @@ async def test_places_come_back_as_tasks_finish(tmp_path: Path) -> None:
         assert [a.status_code for a in again] == [202, 202, 429]
 
 
+@pytest.mark.sqlite_only  # SQLite's query plan
 async def test_the_count_reads_one_index_and_no_further_than_the_cap(tmp_path: Path) -> None:
     store = make_store(tmp_path / "count.db")
     await store.open()

@@ -9,8 +9,8 @@ is deleted afterwards; they are skipped, saying why, where no Redis answers.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path

@@ -50,6 +50,12 @@ class Bench:
     now: list[int]
     settings: Settings
 
+    def realtime(self) -> None:
+        """Move the clock up to the real time: for a test whose signatures or tokens are
+        checked against the wall clock (``T0`` is taken when the module is imported, which in
+        a long run is many minutes before the test)."""
+        self.at(max(self.now[0], system_clock()))
+
     def at(self, ms: int) -> None:
         """Move the clock to ``ms`` (forward only: ids are ordered by it)."""
         assert ms >= self.now[0]

@@ -79,6 +79,7 @@ async def test_replay_endpoint_dry_run_then_for_real(bench: Bench, tmp_path: Pat
 
 
 async def test_replay_callback_changes_nothing_once_applied(bench: Bench, tmp_path: Path) -> None:
+    bench.realtime()
     who = await bench.caller()
     h = Harness(bench.app, bench.client, bench.store)
     task = await h.submitted_task(who)

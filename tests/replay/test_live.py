@@ -15,6 +15,7 @@ from tests.replay.conftest import Bench
 async def test_an_exhausted_delivery_is_recovered_after_the_receiver_is_fixed(
     bench: Bench,
 ) -> None:
+    bench.realtime()
     who = await bench.caller()
     bench.receiver.script["/down"] = [503]
     endpoint = await bench.endpoint(who, "/down")
@@ -66,6 +67,7 @@ async def test_an_exhausted_delivery_is_recovered_after_the_receiver_is_fixed(
 
 
 async def test_a_replay_to_one_endpoint_reaches_only_that_one(bench: Bench) -> None:
+    bench.realtime()
     who = await bench.caller()
     one = await bench.endpoint(who, "/one")
     await bench.endpoint(who, "/two")
@@ -91,6 +93,7 @@ async def test_a_replay_to_one_endpoint_reaches_only_that_one(bench: Bench) -> N
 
 
 async def test_a_replay_is_signed_with_the_secret_live_at_sending(bench: Bench) -> None:
+    bench.realtime()
     who = await bench.caller()
     endpoint = await bench.endpoint(who, "/rot")
     event = await bench.event(who)

@@ -1,4 +1,4 @@
-"""``scripts/bench [--quick] [--strict] [--runs N] [--only ingest,delivery,latency,scale]``.
+"""``scripts/bench [--quick] [--strict] [--runs N] [--only …] [--database postgresql://…]``.
 
 Runs the scenarios in order (ingest, delivery, latency, scale; memory is read from the first
 three), prints the table and writes ``.bench/results.json``. Exits 0 whatever the figures are,
@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import uvloop
 
-from tools.bench import cpus, delivery, ingest, latency, report, scale
+from tools.bench import costs, cpus, delivery, ingest, latency, report, scale
 from tools.bench.context import Context
 from tools.bench.load import CLIENT, OPEN_LOOP_CLIENT
+from tools.bench.pgserver import PgServer, is_postgres
 from tools.bench.processes import ROOT
 from tools.bench.results import Metric, Outcome
 from tools.bench.wrkload import WRK
@@ -42,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         "--clients", type=int, default=2, help="load-generator processes (default 2)"
     )
     parser.add_argument(
+        "--database", metavar="postgresql://USER@HOST:PORT[/DB]",
+        help="also run every scenario on PostgreSQL: a fresh database per scenario on this "
+        "server (created and dropped by the bench), each figure beside SQLite's",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-pin", action="store_true",
         help="leave CPU placement to the kernel (default: the service on a CPU of its own)",
     )  # fmt: skip
@@ -60,8 +66,15 @@ async def _main(args: argparse.Namespace) -> Outcome:
     # Before the client pool starts: every process the bench starts runs where it does, unless
     # it is the one under test.
     cpus.pin(0, placement.rest)
+    database = None
+    if args.database:
+        if not is_postgres(args.database):
+            raise SystemExit("scripts/bench: --database takes a postgresql:// URL")
+        database = PgServer(args.database)
+        if not await database.reachable():
+            raise SystemExit(f"scripts/bench: PostgreSQL at {database.admin_url} is unreachable")
     ctx = Context.make(ROOT, run_dir, quick=args.quick, runs=args.runs, clients=args.clients,
-                       placement=placement)  # fmt: skip
+                       placement=placement, database=database)  # fmt: skip
     total = Outcome()
     load_before = os.getloadavg()[0]
     closed = f"wrk ({WRK})" if WRK else f"{CLIENT} (wrk is not on PATH)"
@@ -92,6 +105,9 @@ async def _main(args: argparse.Namespace) -> Outcome:
     finally:
         ctx.clients.shutdown()
     total.metrics.extend(memories)
+    cores = float(os.cpu_count() or 1)  # the bench itself is pinned to a subset by now
+    total.extend(costs.model(total, rate_label=f"at {ctx.latency_rate:g}/s", host_cores=cores,
+                             db_cores=cores))  # fmt: skip
     total.notes.append(
         f"machine: {os.cpu_count()} CPUs; 1-minute load average {load_before:.2f} at the start, "
         f"{os.getloadavg()[0]:.2f} at the end (other work on the machine moves every figure)"

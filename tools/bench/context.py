@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.bench.cpus import Placement
+from tools.bench.pgserver import PgServer
 
 
 @dataclass
@@ -40,6 +41,13 @@ class Context:
     scale_requests: int
     #: which CPUs the process under test and everything else run on (``tools.bench.cpus``)
     placement: Placement
+    #: ``--database postgresql://…``: every scenario also runs on a database of its own there
+    database: PgServer | None = None
+
+    @property
+    def servers(self) -> list[PgServer | None]:
+        """What each scenario runs on, in order: SQLite (None), then PostgreSQL if given."""
+        return [None] if self.database is None else [None, self.database]
 
     @property
     def log_dir(self) -> Path:
@@ -55,6 +63,7 @@ class Context:
         runs: int | None,
         clients: int,
         placement: Placement,
+        database: PgServer | None = None,
     ) -> Context:
         from tools.bench.load import client_pool
 
@@ -76,4 +85,5 @@ class Context:
             scale_small=10_000,
             scale_requests=200 if quick else 400,
             placement=placement,
+            database=database,
         )

@@ -16,81 +16,76 @@ durable server as many rows as it answered 2xx.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from pathlib import Path
 
 from service.core.clock import system_clock
 from service.core.ledger import TaskStatus
 from service.settings import load_settings
 from tools.bench import processes, seed
-from tools.bench.callbacks import Callbacks
 from tools.bench.context import Context
-from tools.bench.load import CLIENT, LoadResult, Request, closed_loop_parallel
+from tools.bench.ingest_sides import CAP_PER_S, NAME, Side, drive, pg_ratios
+from tools.bench.load import CLIENT, LoadResult, Request
 from tools.bench.results import Metric, Outcome
 from tools.bench.seed import read_only
-from tools.bench.wrkload import WRK, closed_loop_wrk
+from tools.bench.stores import provision
+from tools.bench.wrkload import WRK
 
-NAME = "1 ingest"
-#: the most callbacks/s a run is prepared for (more tasks are seeded than any run can use)
-CAP_PER_S = 6000
 BARE_CAP_PER_S = 40_000
 BARE_PATH = "/callbacks/simulator/bare-token"
 
 
 async def run(ctx: Context) -> tuple[Outcome, float | None]:
-    """Returns the findings and the serve process's peak RSS (MiB)."""
+    """Returns the findings and the (first) web process's peak RSS (MiB) on SQLite."""
+    async with contextlib.AsyncExitStack() as stack:
+        return await _run(ctx, stack)
+
+
+async def _run(ctx: Context, stack: contextlib.AsyncExitStack) -> tuple[Outcome, float | None]:
     out = Outcome()
     data_dir = ctx.run_dir / "ingest"
     secret = processes.new_secret_key()
-    port, bare_port, durable_port = (processes.free_port() for _ in range(3))
+    bare_port, durable_port = (processes.free_port() for _ in range(2))
     env = processes.service_env(data_dir, secret, TASKHOOK__WORKERS__IN_SERVE="false")
     settings = load_settings(env)
-    base, bare_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+    bare_base = f"http://127.0.0.1:{bare_port}"
     durable_base = f"http://127.0.0.1:{durable_port}"
 
+    # Enough tasks for a one-web and a two-web run per round up to ~1 200/s for one web.
     budget = ctx.warmup_seconds + ctx.runs * ctx.ingest_seconds
     now = system_clock()
     plan = seed.Plan(
         count=math.ceil(CAP_PER_S * budget), start_ms=now - 3_600_000, spacing_ms=1.0,
         status_of=lambda _i: TaskStatus.RUNNING, history=False,
-        next_check_ms=now + 6 * 3_600_000, public_base=base,
+        next_check_ms=now + 6 * 3_600_000,
     )  # fmt: skip
-    await seed.build(
-        settings.storage.database_path,
-        [[("http://127.0.0.1:9/hook", None)]],
-        plan,
-        system_clock,
-        secret_key=secret,
-    )
-    pool, used = plan.pool, 50  # the first 50 lend their bodies to the bare runs
-    callbacks = Callbacks(settings, base)
+    seeded = settings.storage.database_path
+    await seed.build(seeded, [[("http://127.0.0.1:9/hook", None)]], plan, system_clock,
+                     secret_key=secret)  # fmt: skip
+    # PostgreSQL first: its rows are copied from the seed before SQLite's web changes it.
+    stores = [await provision(stack, server, "ingest", seeded, secret, ctx.log_dir)
+              for server in reversed(ctx.servers)][::-1]  # fmt: skip
+    sides = [Side.make(ctx, store, settings, secret, plan.pool) for store in stores]
     out.notes.append(
         f"ingest: storage.synchronous = {settings.storage.synchronous} (config/default.toml), "
         f"logging {settings.logging.format} at {settings.logging.level} to a file; "
         f"client: {'wrk' if WRK else CLIENT}, {ctx.client_processes} "
-        f"{'threads' if WRK else 'processes'}, {ctx.concurrency} connections"
+        f"{'threads' if WRK else 'processes'}, {ctx.concurrency} connections; two webs: web A "
+        "on the service's CPU, web B on the other, client process i sending to web i % 2"
     )
 
-    rate = Metric(NAME, "ingest callbacks/s", "1/s")
     bare = Metric(NAME, "bare Starlette requests/s", "1/s")
     ratio = Metric(NAME, "ratio ingest / bare", "x", target=(">=", 0.30))
     durable = Metric(NAME, "durable single-row write requests/s", "1/s")
     durable_ratio = Metric(NAME, "ratio ingest / durable single-row write", "x")
     durable_cpu = Metric(NAME, "durable write CPU per request", "µs")
-    p99 = Metric(NAME, "ingest latency p99 (closed loop)", "ms")
-    cpu = Metric(NAME, "serve CPU per callback", "µs")
     bare_cpu = Metric(NAME, "bare CPU per request", "µs")
     cpu_ratio = Metric(NAME, "ratio by server CPU: bare µs / ingest µs per request", "x")
     bare_cores = Metric(NAME, "bare server CPU (cores) during bare runs", "cores")
     client_cpu = Metric(NAME, "client CPU (cores) during bare runs", "cores")
-    ok_total = cut_off_total = durable_ok = durable_cut_off = 0
-    failures: list[str] = []
+    durable_ok = durable_cut_off = 0
     durable_failures: list[str] = []
 
-    serve = processes.serve(
-        "ingest-serve", data_dir, secret, port, ctx.log_dir, cpus=ctx.placement.service,
-        TASKHOOK__WORKERS__IN_SERVE="false",
-    )  # fmt: skip
     bare_proc = processes.tool("bare", "tools.bench.bare", ["--port", str(bare_port)], ctx.log_dir,
                                cpus=ctx.placement.service)  # fmt: skip
     durable_proc = processes.tool(
@@ -98,44 +93,22 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
         ["--port", str(durable_port), "--database", str(data_dir / "durable.db")],
         ctx.log_dir, cpus=ctx.placement.service,
     )  # fmt: skip
-    with serve, bare_proc, durable_proc:
-        await processes.wait_ready(serve, f"{base}/healthz")
+    for side in sides:
+        stack.callback(side.stop)
+        await side.start()
+    with bare_proc, durable_proc:
         await processes.wait_ready(bare_proc, f"{bare_base}/healthz")
         await processes.wait_ready(durable_proc, f"{durable_base}/healthz")
 
-        async def drive(url: str, requests: list[Request], seconds: float) -> LoadResult:
-            if WRK is not None:
-                return await closed_loop_wrk(
-                    url, requests, concurrency=ctx.concurrency, duration_s=seconds,
-                    threads=ctx.client_processes,
-                )  # fmt: skip
-            return await closed_loop_parallel(
-                ctx.clients, ctx.client_processes, url, requests,
-                concurrency=ctx.concurrency, duration_s=seconds,
-            )  # fmt: skip
-
-        async def ingest_once(seconds: float, best: float) -> tuple[LoadResult, float]:
-            nonlocal used, ok_total, cut_off_total
-            size = math.ceil(min(CAP_PER_S, max(1000.0, 2 * best)) * seconds)
-            size = min(size, len(pool) - used)
-            requests = callbacks.completions(pool[used : used + size])
-            used += size
-            cpu0 = serve.cpu_seconds()
-            result = await drive(base, requests, seconds)
-            ok_total += result.ok
-            cut_off_total += result.cut_off
-            if result.failed:
-                failures.append(f"{dict(result.statuses)} {dict(result.errors)}")
-            return result, serve.cpu_seconds() - cpu0
-
         # The same bytes ingest gets (real signed callbacks), sent again and again.
-        samples = [Request(BARE_PATH, r.headers, r.body) for r in callbacks.completions(pool[:50])]
+        samples = [Request(BARE_PATH, r.headers, r.body)
+                   for r in sides[0].callbacks.completions(plan.pool[:50])]  # fmt: skip
 
         async def baseline_once(proc: processes.Proc, url: str, seconds: float
                                 ) -> tuple[LoadResult, float]:  # fmt: skip
             requests = samples * math.ceil(BARE_CAP_PER_S * seconds / len(samples))
             cpu0 = proc.cpu_seconds()
-            result = await drive(url, requests, seconds)
+            result = await drive(ctx, [url], requests, seconds)
             return result, proc.cpu_seconds() - cpu0
 
         async def durable_once(seconds: float) -> tuple[LoadResult, float]:
@@ -149,30 +122,36 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
 
         await baseline_once(bare_proc, bare_base, ctx.warmup_seconds)
         await durable_once(ctx.warmup_seconds)
-        warm, _ = await ingest_once(ctx.warmup_seconds, CAP_PER_S / 2)
-        best = warm.rate
+        best = {id(side): (await side.once(ctx, ctx.warmup_seconds, CAP_PER_S / 2)).rate
+                for side in sides}  # fmt: skip
         for _ in range(ctx.runs):
             b, b_cpu = await baseline_once(bare_proc, bare_base, ctx.ingest_seconds)
             d, d_cpu = await durable_once(ctx.ingest_seconds)
-            i, i_cpu = await ingest_once(ctx.ingest_seconds, best)
-            best = max(best, i.rate)
             bare.values.append(b.rate)
-            rate.values.append(i.rate)
-            ratio.values.append(i.rate / b.rate if b.rate else math.nan)
             durable.values.append(d.rate)
-            durable_ratio.values.append(i.rate / d.rate if d.rate else math.nan)
             durable_cpu.values.append(d_cpu / max(d.ok, 1) * 1e6)
-            p99.values.append(i.latency_p(99))
-            cpu.values.append(i_cpu / max(i.ok, 1) * 1e6)
             bare_cpu.values.append(b_cpu / max(b.ok, 1) * 1e6)
-            cpu_ratio.values.append(bare_cpu.values[-1] / cpu.values[-1])
             bare_cores.values.append(b_cpu / max(b.elapsed_s, 1e-9))
             client_cpu.values.append(b.client_cpu)
-            if i.exhausted:
-                out.notes.append("ingest: a run used up its prepared callbacks before its time")
-        peak = serve.vm_hwm_mb()
-    out.metrics += [rate, bare, ratio, durable, durable_ratio, p99, cpu, bare_cpu, durable_cpu,
-                    cpu_ratio, bare_cores, client_cpu]  # fmt: skip
+            for side in sides:
+                i = await side.once(ctx, ctx.ingest_seconds, best[id(side)])
+                best[id(side)] = max(best[id(side)], i.rate)
+                await side.once(ctx, ctx.ingest_seconds, best[id(side)], webs=2)
+                if i.exhausted:
+                    out.notes.append("ingest: a run used up its prepared callbacks early")
+            lite = sides[0]
+            rate_now = lite.metrics["rate1"].values[-1]
+            ratio.values.append(rate_now / b.rate if b.rate else math.nan)
+            durable_ratio.values.append(rate_now / d.rate if d.rate else math.nan)
+            cpu_ratio.values.append(bare_cpu.values[-1] / lite.metrics["cpu"].values[-1])
+        peak = sides[0].webs[0].vm_hwm_mb()
+    lite_m = sides[0].metrics
+    out.metrics += [lite_m["rate1"], bare, ratio, durable, durable_ratio, lite_m["p99"],
+                    lite_m["cpu"], bare_cpu, durable_cpu, cpu_ratio, bare_cores, client_cpu,
+                    lite_m["rate2"], lite_m["cpu2"]]  # fmt: skip
+    for side in sides[1:]:
+        out.metrics += list(side.metrics.values())
+    out.metrics += pg_ratios(sides)
     with read_only(data_dir / "durable.db") as conn:
         durable_rows: int = conn.execute("SELECT count(*) FROM writes").fetchone()[0]
     out.check(NAME, "durable write: answers that were not 2xx", "none",
@@ -186,31 +165,10 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
             "(or the machine) limited the bare runs: the bare figure is a floor and the ratio "
             "errs high; the 'ratio by server CPU' compares the two servers' own cost per request"
         )
-    _verify(out, settings.storage.database_path, ok_total, cut_off_total, failures)
+    for side in sides:
+        side.stop()
+        await side.verify(out)
+        note = await side.store.statements_note("ingest")
+        if note:
+            out.notes.append(note)
     return out, peak
-
-
-def _verify(out: Outcome, db: Path, ok_total: int, cut_off: int, failures: list[str]) -> None:
-    """Every 2xx must be one applied callback, one succeeded task, one event, one delivery.
-    Requests cut off unanswered when a run stopped (``cut_off``, wrk only) may have been
-    committed too: each of them as a whole, so the counts must still agree with each other."""
-    with read_only(db) as conn:
-
-        def one(sql: str) -> int:
-            count: int = conn.execute(sql).fetchone()[0]
-            return count
-
-        out.check(NAME, "answers that were not 2xx", "none", "; ".join(failures) or "none")
-        stored = one("SELECT count(*) FROM callbacks")
-        label = "callbacks stored = 2xx" + (" (+ any wrk cut off at a stop)" if cut_off else "")
-        out.check_within(NAME, label, ok_total, ok_total + cut_off, stored)
-        applied = (
-            "SELECT count(*) FROM callbacks WHERE outcome = 'applied' AND verdict = 'verified'"
-        )
-        out.check(NAME, "callbacks applied (verified) = stored", stored, one(applied))
-        out.check(NAME, "tasks succeeded = stored", stored,
-                  one("SELECT count(*) FROM tasks WHERE status = 'succeeded'"))  # fmt: skip
-        out.check(NAME, "task.succeeded events = stored", stored,
-                  one("SELECT count(*) FROM events WHERE type = 'task.succeeded'"))  # fmt: skip
-        out.check(NAME, "deliveries written = stored", stored,
-                  one("SELECT count(*) FROM deliveries WHERE status = 'pending'"))  # fmt: skip

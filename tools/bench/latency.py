@@ -13,6 +13,11 @@ process: the same clock times the send and the arrival, and each arrival's task 
 its body. Latency counts from the scheduled send time, so any queueing in the client is charged
 to the service rather than hidden.
 
+The web + worker pair also runs on PostgreSQL with ``--database`` (a fresh database holding the
+same seeded rows; the targets there are p50 <= 15 ms and p99 <= 60 ms), and each run counts the
+CPU web, worker and the PostgreSQL server (``pgserver.ServerCpu``) spent per callback: the
+cost model's inputs (``costs``).
+
 Every received event is verified with the ``standardwebhooks`` package under the endpoint's
 secret (after the run, not while timing), and the counts must agree: 2xx callbacks = events
 received and verified = tasks succeeded = deliveries delivered.
@@ -33,10 +38,12 @@ from service.settings import load_settings
 from tools.bench import processes, seed
 from tools.bench.callbacks import Callbacks
 from tools.bench.context import Context
+from tools.bench.costs import Costs
 from tools.bench.load import LoadResult, open_loop
+from tools.bench.pgserver import PgServer
 from tools.bench.receiver import Receiver, bind, serve_in_process
 from tools.bench.results import Metric, Outcome, percentile
-from tools.bench.seed import read_only
+from tools.bench.stores import provision
 
 NAME = "3 end-to-end"
 SPLIT_NAME = "3 end-to-end, web+worker"
@@ -51,14 +58,30 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
 
 
 async def run_split(ctx: Context) -> tuple[Outcome, float | None]:
-    """The Procfile's ``web`` and ``worker``; the peak RSS returned is web's."""
-    return await _run(ctx, split=True)
+    """The Procfile's ``web`` and ``worker``, on SQLite and then (``--database``) on
+    PostgreSQL; the peak RSS returned is web's on SQLite."""
+    out = Outcome()
+    peak = None
+    for server in ctx.servers:
+        found, hwm = await _run(ctx, split=True, pg=server)
+        out.extend(found)
+        peak = hwm if peak is None else peak
+    return out, peak
 
 
-async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
+async def _run(ctx: Context, *, split: bool, pg: PgServer | None = None
+               ) -> tuple[Outcome, float | None]:  # fmt: skip
+    async with contextlib.AsyncExitStack() as stack:
+        return await _run_on(ctx, stack, split=split, pg=pg)
+
+
+async def _run_on(ctx: Context, stack: contextlib.AsyncExitStack, *, split: bool,
+                  pg: PgServer | None) -> tuple[Outcome, float | None]:  # fmt: skip
     name = SPLIT_NAME if split else NAME
     out = Outcome()
     data_dir = ctx.run_dir / ("latency-split" if split else "latency")
+    if pg is not None:
+        data_dir = data_dir / "pg"
     secret = processes.new_secret_key()
     port = processes.free_port()
     base = f"http://127.0.0.1:{port}"
@@ -83,6 +106,10 @@ async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
     accounts, _ = await seed.build(
         settings.storage.database_path, [[(hook, None)]], plan, system_clock, secret_key=secret
     )
+    store = await provision(stack, pg, "latency", settings.storage.database_path, secret,
+                            ctx.log_dir)  # fmt: skip
+    backend = store.backend
+    pg_tag = f" [{backend}]" if store.postgres else ""
     signer = Webhook(accounts[0].endpoints[0].secret)
     callbacks = Callbacks(settings, base)
     out.notes.append(
@@ -93,7 +120,12 @@ async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
             if split
             else "serve with workers in-process"
         )
-        + f", storage.synchronous = {settings.storage.synchronous}; "
+        + (
+            f" on {backend}"
+            if store.postgres
+            else f", storage.synchronous = {settings.storage.synchronous}"
+        )
+        + "; "
         "receiver in the load generator's process (one clock); latency from each callback's "
         "scheduled send time"
     )
@@ -128,10 +160,13 @@ async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
     server, serving = await serve_in_process(receiver, sock)
     off = {"TASKHOOK__WORKERS__IN_SERVE": "false"} if split else {}
     label = "latency-web" if split else "latency-serve"
+    label += "-pg" if store.postgres else ""
     serve = processes.serve(label, data_dir, secret, port, ctx.log_dir,
-                            cpus=ctx.placement.service, **off)  # fmt: skip
+                            cpus=ctx.placement.service, **off, **store.env())  # fmt: skip
     # The worker is not pinned: it runs where the bench does, beside the load generator.
-    worker = processes.worker("latency-worker", data_dir, secret, ctx.log_dir) if split else None
+    worker = (processes.worker(f"latency-worker{'-pg' if store.postgres else ''}", data_dir,
+                               secret, ctx.log_dir, cpus=None, **store.env())
+              if split else None)  # fmt: skip
     try:
         with serve, worker if worker is not None else contextlib.nullcontext():
             await processes.wait_ready(serve, f"{base}/healthz")
@@ -140,42 +175,53 @@ async def _run(ctx: Context, *, split: bool) -> tuple[Outcome, float | None]:
             await one_run(LIGHT_RATE, warmup)
             for rate, runs, targeted in series:
                 at = f"at {rate:g}/s"
+                p50_target, p99_target = (15, 60) if store.postgres else (10, 50)
                 p50 = Metric(name, f"callback → event received p50 {at}", "ms",
-                             target=("<=", 10) if targeted else None)  # fmt: skip
+                             target=("<=", p50_target) if targeted else None,
+                             backend=backend)  # fmt: skip
                 p99 = Metric(name, f"callback → event received p99 {at}", "ms",
-                             target=("<=", 50) if targeted else None)  # fmt: skip
-                worst = Metric(name, f"callback → event received max {at}", "ms")
-                answer99 = Metric(name, f"callback answered (2xx) p99 {at}", "ms")
-                lag = Metric(name, f"client send lag p99 {at}", "ms")
-                cores = Metric(name, f"{'web' if split else 'serve'} CPU (cores) {at}", "cores")
+                             target=("<=", p99_target) if targeted else None,
+                             backend=backend)  # fmt: skip
+                worst = Metric(name, f"callback → event received max {at}", "ms", backend=backend)
+                answer99 = Metric(name, f"callback answered (2xx) p99 {at}", "ms",
+                                  backend=backend)  # fmt: skip
+                lag = Metric(name, f"client send lag p99 {at}", "ms", backend=backend)
+                cores = Metric(name, f"{'web' if split else 'serve'} CPU (cores) {at}", "cores",
+                               backend=backend)  # fmt: skip
+                costs = Costs(name, at, backend, worker is not None, store.postgres)
                 for k in range(runs):
                     cpu0, started = serve.cpu_seconds(), time.monotonic()
+                    await costs.start(serve, worker, store)
                     result, latencies = await one_run(rate, math.ceil(rate * ctx.latency_seconds))
                     cores.values.append(
                         (serve.cpu_seconds() - cpu0) / max(time.monotonic() - started, 1e-9)
                     )
-                    out.check(name, f"{at} run {k + 1}: callbacks offered = answered 2xx",
+                    await costs.stop(result.ok)
+                    out.check(name, f"{at} run {k + 1}: callbacks offered = answered 2xx{pg_tag}",
                               result.sent, result.ok)  # fmt: skip
-                    out.check(name, f"{at} run {k + 1}: events received = 2xx callbacks",
+                    out.check(name, f"{at} run {k + 1}: events received = 2xx callbacks{pg_tag}",
                               result.ok, len(latencies))  # fmt: skip
                     p50.values.append(percentile(latencies, 50))
                     p99.values.append(percentile(latencies, 99))
                     worst.values.append(max(latencies, default=math.nan))
                     answer99.values.append(percentile(result.latencies_ms, 99))
                     lag.values.append(percentile(result.send_lag_ms, 99))
-                out.metrics += [p50, p99, worst, answer99, lag, cores]
+                out.metrics += [p50, p99, worst, answer99, lag, cores, *costs.metrics()]
             peak = serve.vm_hwm_mb()
     finally:
         server.should_exit = True
         await serving
         sock.close()
-    out.check(name, "every received event verifies (standardwebhooks)", received_total, verified)
-    with read_only(settings.storage.database_path) as conn:
-        counts = conn.execute(
-            "SELECT (SELECT count(*) FROM tasks WHERE status = 'succeeded'),"
-            " (SELECT count(*) FROM deliveries WHERE status = 'delivered'),"
-            " (SELECT count(*) FROM callbacks WHERE outcome = 'applied')"
-        ).fetchone()
-    out.check(name, "2xx = tasks succeeded = delivered = applied callbacks = received",
+    out.check(name, "every received event verifies (standardwebhooks)" + pg_tag, received_total,
+              verified)  # fmt: skip
+    counts = await store.one(
+        "SELECT (SELECT count(*) FROM tasks WHERE status = 'succeeded'),"
+        " (SELECT count(*) FROM deliveries WHERE status = 'delivered'),"
+        " (SELECT count(*) FROM callbacks WHERE outcome = 'applied')"
+    )
+    out.check(name, "2xx = tasks succeeded = delivered = applied callbacks = received" + pg_tag,
               (ok_total,) * 4, (*counts, received_total))  # fmt: skip
+    note = await store.statements_note("end-to-end (web + worker)")
+    if note:
+        out.notes.append(note)
     return out, peak

@@ -177,7 +177,7 @@ def client_pool(processes: int) -> ProcessPoolExecutor:
 async def closed_loop_parallel(
     pool: ProcessPoolExecutor,
     processes: int,
-    base: str,
+    base: str | Sequence[str],
     requests: Sequence[Request],
     *,
     concurrency: int,
@@ -185,14 +185,17 @@ async def closed_loop_parallel(
 ) -> LoadResult:
     """``closed_loop`` split over ``processes`` client processes (one Python client tops out
     near one core, below what a bare uvicorn serves): each gets every n-th request and
-    ``concurrency / processes`` connections, and all start at the same instant."""
+    ``concurrency / processes`` connections, and all start at the same instant. With several
+    ``base`` addresses (two web processes), client process ``i`` sends to ``base[i % n]``."""
+    bases = [base] if isinstance(base, str) else list(base)
     loop = asyncio.get_running_loop()
     start_at = time.time() + 1.0
     share = max(1, concurrency // processes)
     parts = await asyncio.gather(
         *(
             loop.run_in_executor(
-                pool, _closed_loop_child, base, requests[i::processes], share, duration_s,
+                pool, _closed_loop_child, bases[i % len(bases)], requests[i::processes], share,
+                duration_s,
                 start_at,
             )
             for i in range(processes)

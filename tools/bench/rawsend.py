@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from collections import Counter
 
@@ -22,24 +23,32 @@ import aiohttp
 import uvloop
 
 from service.core.delivery import Outbound, outbound
+from service.core.secretbox import SecretBox
+from service.store.sealing import StoredSecrets, context
 from tools.bench.seed import read_only
 
 #: one POST: the endpoint URL and the signed request
 Item = tuple[str, Outbound]
 
 
-def load(db: str) -> list[Item]:
-    """Every pending delivery, in the worker's claim order, signed now."""
+def load(db: str, secret_key: str) -> list[Item]:
+    """Every pending delivery, in the worker's claim order, signed now. Endpoint secrets are
+    sealed at rest: ``secret_key`` (the service's ``TASKHOOK_SECRET_KEY``) opens them."""
+    sealed = StoredSecrets(SecretBox.from_keys(secret_key))
     with read_only(db) as conn:
         rows = conn.execute(
-            "SELECT e.id, e.payload, p.url, p.secret FROM deliveries d"
+            "SELECT e.id, e.payload, p.url, p.secret, p.id FROM deliveries d"
             " JOIN events e ON e.id = d.event_id JOIN endpoints p ON p.id = d.endpoint_id"
             " WHERE d.status = 'pending' ORDER BY d.next_attempt_at, d.id"
         ).fetchall()
+    secrets = {
+        endpoint_id: sealed.open(secret, context("endpoints", "secret", endpoint_id))
+        for _e, _p, _u, secret, endpoint_id in rows
+    }
     now_s = int(time.time())
     return [
-        (url, outbound(event_id, payload, [secret], now_s))
-        for event_id, payload, url, secret in rows
+        (url, outbound(event_id, payload, [secrets[endpoint_id]], now_s))
+        for event_id, payload, url, _secret, endpoint_id in rows
     ]
 
 
@@ -90,7 +99,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--per-host", type=int, required=True)
     args = parser.parse_args()
-    items = load(args.db)
+    items = load(args.db, os.environ["BENCH_SECRET_KEY"])
     result = uvloop.run(send_all(items, args.concurrency, args.per_host))
     print(json.dumps(result), flush=True)
 

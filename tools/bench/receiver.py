@@ -6,7 +6,9 @@ what limits a delivery benchmark. It listens on several ports at once: the deliv
 host:port, so endpoints on distinct ports are what lets the worker use its full ``concurrency``.
 
 Two uses. As a process (``python -m tools.bench.receiver --ports 8101,8102``) it only counts,
-and ``GET /_stats`` says how many POSTs arrived and when the first and last did. In-process
+and ``GET /_stats`` says how many POSTs arrived, when the first and last did, and how many
+carried a ``webhook-id`` that had already arrived on that port (a delivery sent twice);
+``GET /_reset`` forgets the ids seen (before a new copy of the same backlog). In-process
 (``Receiver(record=True)``, scenario 3) it also keeps each request's arrival time, headers and
 body, so the load generator that sent the callbacks, on the same clock, can compute end-to-end
 latency and verify every signature afterwards — not while requests are arriving.
@@ -42,6 +44,10 @@ class Receiver:
     first: float = 0.0  # time.time() of the first and last POST
     last: float = 0.0
     arrivals: list[Arrival] = field(default_factory=list)
+    #: (port, webhook-id) of every POST so far, and how many arrived a second time: two
+    #: workers must never both send one delivery while its lease holds
+    seen: set[tuple[int, str]] = field(default_factory=set)
+    duplicates: int = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,6 +60,12 @@ class Receiver:
                 if not message.get("more_body", False):
                     break
             now = time.time()
+            webhook_id = next((v for k, v in scope["headers"] if k == b"webhook-id"), b"")
+            key = (scope["server"][1] if scope.get("server") else 0, webhook_id.decode("latin-1"))
+            if key in self.seen:
+                self.duplicates += 1
+            else:
+                self.seen.add(key)
             if self.record:
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
                 self.arrivals.append(Arrival(time.perf_counter(), headers, b"".join(chunks)))
@@ -63,7 +75,11 @@ class Receiver:
             await send(_NO_CONTENT)
             await send(_EMPTY)
             return
-        body = json.dumps({"count": self.count, "first": self.first, "last": self.last}).encode()
+        if scope["path"] == "/_reset":  # a new backlog with the same ids follows
+            self.seen.clear()
+            self.duplicates = 0
+        body = json.dumps({"count": self.count, "first": self.first, "last": self.last,
+                           "duplicates": self.duplicates}).encode()  # fmt: skip
         await send(
             {
                 "type": "http.response.start",

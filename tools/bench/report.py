@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tools.bench.results import Metric, Outcome
 
+POSTGRES = "PostgreSQL"
+
 
 def number(value: float) -> str:
     if math.isnan(value):
@@ -31,16 +33,54 @@ def number(value: float) -> str:
     return f"{value:.2f}"
 
 
-def _row(m: Metric) -> list[str]:
+def _cells(m: Metric) -> list[str]:
+    spread = f"{number(m.low)}-{number(m.high)}" if m.values else ""
+    return [f"{number(m.median)} {m.unit}".strip(), spread]
+
+
+def _verdict(m: Metric) -> str:
     target = "" if m.target is None else f"{m.target[0]} {number(m.target[1])}"
     verdict = {None: "", True: "pass", False: "FAIL"}[m.passed]
-    spread = f"{number(m.low)}-{number(m.high)}" if m.values else ""
-    return [m.scenario, m.name, f"{number(m.median)} {m.unit}".strip(), spread, target, verdict]
+    return f"{target} {verdict}".strip()
+
+
+def _rows(metrics: Sequence[Metric]) -> tuple[list[str], list[list[str]]]:
+    """One row per figure. With PostgreSQL figures in the run, each sits beside its SQLite
+    twin (same scenario and name), with the ratio of the medians, PostgreSQL / SQLite; a
+    PostgreSQL figure without a twin gets a row of its own, its SQLite cells empty."""
+    pg = {(m.scenario, m.name): m for m in metrics if m.backend == POSTGRES}
+    if not pg:
+        header = ["scenario", "metric", "median", "min-max", "target", "result"]
+        rows = []
+        for m in metrics:
+            target = "" if m.target is None else f"{m.target[0]} {number(m.target[1])}"
+            verdict = {None: "", True: "pass", False: "FAIL"}[m.passed]
+            rows.append([m.scenario, m.name, *_cells(m), target, verdict])
+        return header, rows
+    header = ["scenario", "metric", "SQLite median", "min-max", "target/result",
+              "PostgreSQL median", "min-max", "target/result", "PG/SQLite"]  # fmt: skip
+    twins = {key for key in pg if any((m.scenario, m.name) == key for m in metrics
+                                      if m.backend != POSTGRES)}  # fmt: skip
+    rows = []
+    for m in metrics:
+        key = (m.scenario, m.name)
+        if m.backend == POSTGRES:
+            if key not in twins:
+                rows.append([m.scenario, m.name, "", "", "", *_cells(m), _verdict(m), ""])
+            continue
+        twin = pg.get(key)
+        if twin is None:
+            rows.append([m.scenario, m.name, *_cells(m), _verdict(m), "", "", "", ""])
+            continue
+        ratio = twin.median / m.median if m.median else math.nan
+        rows.append([m.scenario, m.name, *_cells(m), _verdict(m), *_cells(twin),
+                     _verdict(twin), f"{number(ratio)}x"])  # fmt: skip
+    return header, rows
 
 
 def table(outcome: Outcome) -> str:
-    header = ["scenario", "metric", "median", "min-max", "target", "result"]
-    rows = [header, *(_row(m) for m in outcome.metrics)]
+    header, body = _rows(outcome.metrics)
+    rows = [header, *body]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -33,6 +33,9 @@ class Metric:
     #: (">=" or "<=", bound); None for a figure reported without a target
     target: tuple[str, float] | None = None
     note: str = ""
+    #: the store it was measured on ("" or "SQLite", "PostgreSQL"): the table sets a
+    #: PostgreSQL figure beside its SQLite twin (same scenario and name), with their ratio
+    backend: str = ""
 
     @property
     def median(self) -> float:
@@ -68,6 +71,7 @@ class Metric:
             "target": None if self.target is None else f"{self.target[0]} {self.target[1]:g}",
             "passed": self.passed,
             "note": self.note,
+            "backend": self.backend,
         }
 
 

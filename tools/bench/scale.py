@@ -8,23 +8,37 @@ statuses, and ``GET /v1/tasks/{id}`` for random tasks of the account — on one 
 connection. The worker's claim runs in-process through the service's own store, inside a
 transaction that is rolled back (so every claim finds the same due backlog), timing the claim's
 statements alone. Each figure is reported as the ratio big / small of its p99, per run.
+
+With ``--database`` both databases are copied into PostgreSQL (``pgseed``: COPY, indexes built
+afterwards, ``ANALYZE``) and measured again; there the claim goes through the store's own
+``claim_due_deliveries`` — its statement and its commit — at a clock moved one lease on per
+claim, so each finds the same due backlog.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import time
 
 import aiohttp
 
+from service.app import open_store
 from service.core.clock import system_clock
 from service.core.secretbox import SecretBox
+from service.settings import load_settings
+from service.store.postgres.store import PostgresStore
 from service.store.sqlite import SqliteStore
 from tools.bench import processes, scaledb
 from tools.bench.context import Context
+from tools.bench.pgserver import PgServer
 from tools.bench.results import Metric, Outcome, percentile
 from tools.bench.seed import read_only
+from tools.bench.stores import SQLITE, BenchStore, provision
+
+#: what ``open_store`` returns: the store the settings name, SQLite or PostgreSQL
+Store = SqliteStore | PostgresStore
 
 NAME = "4 scale"
 STATUSES = ("succeeded", "failed", "running", "queued")
@@ -78,12 +92,46 @@ async def _claim(store: SqliteStore, lease_ms: int, batch: int) -> tuple[float, 
     return elapsed, len(rows)
 
 
+async def _claim_through_store(store: Store, now_ms: int, lease_ms: int, batch: int
+                               ) -> tuple[float, int]:  # fmt: skip
+    """The store's own claim, committed (PostgreSQL: the claim is its ``FOR UPDATE SKIP
+    LOCKED`` statement and its commit); ``now_ms`` moves a lease on per call, so each claim
+    finds the earlier one's lease expired and the same due backlog."""
+    started = time.perf_counter()
+    rows = await store.claim_due_deliveries(now_ms, lease_ms, batch)
+    return (time.perf_counter() - started) * 1000, len(rows)
+
+
 async def run(ctx: Context) -> tuple[Outcome, float | None]:
     out = Outcome()
     print(f"[bench] scale: preparing {ctx.scale_big:,} and {ctx.scale_small:,} task databases",
           file=sys.stderr, flush=True)  # fmt: skip
     small = await scaledb.get(ctx.cache_dir, ctx.scale_small)
     big = await scaledb.get(ctx.cache_dir, ctx.scale_big)
+    for server in ctx.servers:
+        async with contextlib.AsyncExitStack() as stack:
+            out.extend(await _run_on(ctx, stack, server, small, big))
+    return out, None
+
+
+async def _run_on(ctx: Context, stack: contextlib.AsyncExitStack, server: PgServer | None,
+                  small: scaledb.ScaleDb, big: scaledb.ScaleDb) -> Outcome:  # fmt: skip
+    out = Outcome()
+    dbs = {"small": small, "big": big}
+    stores: dict[str, BenchStore] = {}
+    for which, db in dbs.items():
+        if server is not None:
+            started = time.monotonic()
+            print(f"[bench] scale: copying {db.tasks:,} tasks into PostgreSQL", file=sys.stderr,
+                  flush=True)  # fmt: skip
+        stores[which] = await provision(stack, server, f"scale_{which}", db.path, db.secret_key,
+                                        ctx.log_dir)  # fmt: skip
+        if server is not None:
+            out.notes.append(f"scale: {db.tasks:,}-task database copied into PostgreSQL in "
+                             f"{time.monotonic() - started:.0f} s")  # fmt: skip
+    backend = stores["small"].backend
+    if server is not None:
+        return await _measure(ctx, out, dbs, stores, backend)
     for db in (small, big):
         how = "cached" if db.cached else f"built in {db.build_seconds:.0f} s"
         rows = ", ".join(f"{t} {n:,}" for t, n in db.tables.items())
@@ -91,30 +139,41 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
                          f"{db.size_bytes / 1e9:.2f} GB")  # fmt: skip
     size = Metric(NAME, "database size per million tasks", "GB",
                   [big.size_bytes / 1e9 / (big.tasks / 1e6)])  # fmt: skip
+    await _measure(ctx, out, dbs, stores, backend)
+    out.metrics.append(size)
+    return out
+
+
+async def _measure(ctx: Context, out: Outcome, dbs: dict[str, scaledb.ScaleDb],
+                   stores: dict[str, BenchStore], backend: str) -> Outcome:  # fmt: skip
 
     figures = {
         "GET /v1/tasks?status=…": "list",
         "GET /v1/tasks/{id}": "get",
         "delivery claim (SQL, batch 128)": "claim",
     }
-    p99 = {(kind, which): Metric(NAME, f"{label} p99, {which}", "ms")
+    if backend != SQLITE:
+        figures["delivery claim (SQL, batch 128)"] = "claim"  # the same row in the table
+    p99 = {(kind, which): Metric(NAME, f"{label} p99, {which}", "ms", backend=backend)
            for label, kind in figures.items() for which in ("big", "small")}  # fmt: skip
-    ratios = {kind: Metric(NAME, f"{label} p99 ratio big/small", "x", target=("<=", 1.5))
+    ratios = {kind: Metric(NAME, f"{label} p99 ratio big/small", "x", target=("<=", 1.5),
+                           backend=backend)
               for label, kind in figures.items()}  # fmt: skip
     # No rate limit: one key asks as fast as it is answered, and the figure is the query's
     # latency at size, not how quickly a 429 comes back.
     env = {"TASKHOOK__WORKERS__IN_SERVE": "false", "TASKHOOK__API__RATE_LIMIT": "0"}
     ports = {"small": processes.free_port(), "big": processes.free_port()}
-    dbs = {"small": small, "big": big}
+    pg = backend != SQLITE
     servers = {
         which: processes.serve(
-            f"scale-{which}",
-            db.data_dir,
+            f"scale-{which}{'-pg' if pg else ''}",
+            ctx.run_dir / f"scale-pg-{which}" if pg else db.data_dir,
             db.secret_key,  # the key its endpoint secrets were sealed under
             ports[which],
             ctx.log_dir,
             cpus=ctx.placement.service,
             **env,
+            **stores[which].env(),
         )
         for which, db in dbs.items()
     }
@@ -148,30 +207,44 @@ async def run(ctx: Context) -> tuple[Outcome, float | None]:
             for session in sessions.values():
                 await session.close()
     claimed = {}
-    stores = {
-        which: SqliteStore(db.path, secrets=SecretBox.from_keys(db.secret_key))
-        for which, db in dbs.items()
-    }
+    if pg:
+        opened: dict[str, Store] = {
+            which: open_store(load_settings(processes.service_env(
+                ctx.run_dir / f"scale-pg-{which}", db.secret_key, **stores[which].env())))
+            for which, db in dbs.items()
+        }  # fmt: skip
+    else:
+        opened = {
+            which: SqliteStore(db.path, secrets=SecretBox.from_keys(db.secret_key))
+            for which, db in dbs.items()
+        }
+    now = system_clock()
     try:
-        for store in stores.values():
+        for store in opened.values():
             await store.open()
         for run in range(-1, ctx.runs):
             got = {"small": [], "big": []}
             for _ in range(WARMUP if run < 0 else CLAIMS):
-                for which, store in stores.items():
-                    elapsed, claimed[which] = await _claim(store, *settings_delivery)
+                now += settings_delivery[0] + 1
+                for which, store in opened.items():
+                    if pg:
+                        elapsed, claimed[which] = await _claim_through_store(
+                            store, now, *settings_delivery)  # fmt: skip
+                    else:
+                        assert isinstance(store, SqliteStore)
+                        elapsed, claimed[which] = await _claim(store, *settings_delivery)
                     got[which].append(elapsed)
             if run >= 0:
                 for which in dbs:
                     p99[("claim", which)].values.append(percentile(got[which], 99))
     finally:
-        for store in stores.values():
+        for store in opened.values():
             await store.close()
-    out.check(NAME, "each claim found a full batch (big, small)", (128, 128),
+    tag = f" [{backend}]" if pg else ""
+    out.check(NAME, "each claim found a full batch (big, small)" + tag, (128, 128),
               (claimed["big"], claimed["small"]))  # fmt: skip
     for kind, metric in ratios.items():
         bigs, smalls = p99[(kind, "big")], p99[(kind, "small")]
         metric.values = [b / s for b, s in zip(bigs.values, smalls.values, strict=True)]
         out.metrics += [metric, bigs, smalls]
-    out.metrics.append(size)
-    return out, None
+    return out

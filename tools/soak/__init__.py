@@ -4,7 +4,7 @@ accepted task, callback or event is ever lost; credits always balance; bad input
 or corrupts it.
 
 It lives outside ``service`` and touches the service only as a user and an operator would: its
-HTTP API, its CLI, signals to its processes, and (read-only) its SQLite file at the end. The one
+HTTP API, its CLI, signals to its processes, and (read-only) its database at the end. The one
 thing it borrows from the service's code is the pure ledger, to judge each task's history by the
 same rules the service claims to follow.
 """

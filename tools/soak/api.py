@@ -9,6 +9,10 @@ A 429 ``rate_limited`` is waited out here, for every client of the soak alike: t
 sent again, unchanged (the same Idempotency-Key), after the ``Retry-After`` it named. Each one
 is counted, and one that breaks the contract (no whole-second ``Retry-After``, no
 ``RateLimit-*`` headers) is kept as a problem and handed back as it came.
+
+A 503 ``store_unavailable`` (the database went away: the soak restarts PostgreSQL mid-run) is
+waited out the same way, on its own budget: nothing was done, so the same request goes again
+after its ``Retry-After``. One without a whole-second ``Retry-After`` is a problem.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +31,8 @@ BUSY = frozenset({503})
 BUSY_OR_DOWN = frozenset({503, None})
 #: the most one request waits out in 429s before its last answer is handed back
 RATE_LIMITED_BUDGET_S = 30.0
+#: the most one request waits out a database that is down (a restart takes seconds)
+UNAVAILABLE_BUDGET_S = 60.0
 LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
 
 
@@ -51,6 +58,18 @@ class Answer:
 
 
 @dataclass
+class Unavailable:
+    """What the database's absence did to the soak's requests."""
+
+    #: 503 store_unavailable answers waited out, and the seconds spent waiting
+    answers: int = 0
+    waited_s: float = 0.0
+    #: by route (method and first path segment after /v1), to show who saw them
+    routes: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Limited:
     """What the rate limit did to the soak's requests."""
 
@@ -73,6 +92,7 @@ class Api:
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         )
         self.limited = Limited()
+        self.unavailable = Unavailable()
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -97,8 +117,15 @@ class Api:
             content = json.dumps(body).encode()
             sent.setdefault("Content-Type", "application/json")
         give_up = time.monotonic() + RATE_LIMITED_BUDGET_S
+        outage_over = time.monotonic() + UNAVAILABLE_BUDGET_S
         while True:
             answer = await self._once(method, path, content, sent, params)
+            down = self._store_unavailable(answer, f"{method} {path}")
+            if down is not None and time.monotonic() + down <= outage_over:
+                self.unavailable.answers += 1
+                self.unavailable.waited_s += down
+                await asyncio.sleep(down)
+                continue
             wait = self._rate_limited(answer, f"{method} {path}")
             if wait is None or time.monotonic() + wait > give_up:
                 return answer
@@ -127,6 +154,21 @@ class Api:
         except ValueError:
             parsed = response.text
         return Answer(response.status_code, parsed, dict(response.headers))
+
+    def _store_unavailable(self, answer: Answer, what: str) -> int | None:
+        """The seconds to wait if ``answer`` is a well-formed 503 store_unavailable."""
+        if answer.status != 503:
+            return None
+        # a HEAD answer has no body to name its code: its Retry-After is all it can show
+        head = what.startswith("HEAD ") and "retry-after" in (answer.headers or {})
+        if answer.code != "store_unavailable" and not head:
+            return None
+        self.unavailable.routes[_route(what)] += 1
+        retry_after = (answer.headers or {}).get("retry-after", "")
+        if not retry_after.isdigit() or int(retry_after) < 1:
+            self.unavailable.problems.append(f"{what} → 503 with Retry-After {retry_after!r}")
+            return None
+        return int(retry_after)
 
     def _rate_limited(self, answer: Answer, what: str) -> int | None:
         """The seconds to wait if ``answer`` is a well-formed 429 rate_limited; checks the
@@ -171,3 +213,11 @@ class Api:
             if not cursor:
                 return items
             query = {**query, "cursor": cursor}
+
+
+def _route(what: str) -> str:
+    """``POST /v1/tasks/abc`` → ``POST /v1/tasks``; ``POST /callbacks/x`` → ``POST /callbacks``."""
+    method, path = what.split(" ", 1)
+    parts = path.split("?", 1)[0].split("/")
+    keep = 3 if len(parts) > 2 and parts[1] == "v1" else 2
+    return f"{method} {'/'.join(parts[:keep])}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from service.core.clock import to_rfc3339
 from tools.soak import db
@@ -24,7 +23,7 @@ from tools.soak.receivers import Receiver
 _OPEN_TASKS = "SELECT COUNT(*) FROM tasks WHERE status NOT IN ('succeeded', 'failed')"
 _PENDING = (
     "SELECT COUNT(*) FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id"
-    " WHERE d.status = 'pending' AND p.enabled = 1 AND p.deleted_at IS NULL"
+    " WHERE d.status = 'pending' AND CAST(p.enabled AS INTEGER) = 1 AND p.deleted_at IS NULL"
 )
 
 
@@ -41,19 +40,19 @@ def heal(receivers: list[Receiver]) -> None:
         receiver.healed = True
 
 
-def _left(path: Path) -> tuple[int, int]:
-    return db.count(path, _OPEN_TASKS), db.count(path, _PENDING)
+async def _left(database: db.Source) -> tuple[int, int]:
+    return await db.count(database, _OPEN_TASKS), await db.count(database, _PENDING)
 
 
 async def drain(
-    database: Path, api: Api, accounts: list[Account], since_ms: int, budget_s: float
+    database: db.Source, api: Api, accounts: list[Account], since_ms: int, budget_s: float
 ) -> Drained:
     started = time.monotonic()
     deadline = started + budget_s
     recovered: int | None = None
-    open_tasks, pending = _left(database)
+    open_tasks, pending = await _left(database)
     while time.monotonic() < deadline:
-        open_tasks, pending = _left(database)
+        open_tasks, pending = await _left(database)
         if open_tasks == 0 and pending == 0:
             if recovered is not None:
                 break

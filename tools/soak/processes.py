@@ -1,5 +1,6 @@
-"""The service under test as the Procfile runs it: separate ``web`` and ``worker`` processes,
-plus the provider simulator in a process of its own.
+"""The service under test as the Procfile runs it: separate ``web`` and ``worker`` processes
+(one of each on SQLite, replicas of both on PostgreSQL), plus the provider simulator in a
+process of its own.
 
 The simulator runs alone because it stands for the provider: a real provider keeps its jobs
 (and keeps retrying its callbacks, then answers polls) while our ``web`` is down. Mounted inside
@@ -39,14 +40,17 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Ports:
-    web: int
+    #: one per ``web`` process
+    webs: tuple[int, ...]
+    #: the round-robin balancer in front of the webs: where clients and the ingress go
+    balancer: int
     simulator: int
     #: the soak's ingress: the public address callbacks and provider calls are minted on
     ingress: int
 
     @classmethod
-    def pick(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port())
+    def pick(cls, webs: int = 1) -> Ports:
+        return cls(tuple(free_port() for _ in range(webs)), free_port(), free_port(), free_port())
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,14 @@ class Secrets:
 
 
 def service_env(
-    data_dir: Path, ports: Ports, keys: Secrets, overrides: dict[str, str]
+    data_dir: Path,
+    ports: Ports,
+    keys: Secrets,
+    overrides: dict[str, str],
+    database_url: str | None = None,
 ) -> dict[str, str]:
-    """The dev config, a fresh data dir, the ingress as public URL, and the soak's overrides."""
+    """The dev config, a fresh data dir, the ingress as public URL, the soak's overrides, and
+    the database (None: SQLite in the data dir)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHOOK")}
     env.update(
         TASKHOOK_CONFIG=str(PROJECT_ROOT / "config" / "dev.toml"),
@@ -74,6 +83,8 @@ def service_env(
         TASKHOOK_LOG_LEVEL="info",
         PYTHONUNBUFFERED="1",
     )
+    if database_url is not None:
+        env["TASKHOOK_DATABASE_URL"] = database_url
     env.update(overrides)
     return env
 
@@ -88,9 +99,14 @@ class Proc:
     log: Path
     #: a URL answering (anything but a 5xx) once the process serves; None for the worker
     health_url: str | None = None
+    #: for a process without a health URL, the log event that says it is up (a worker is not
+    #: up when it is merely running: it may still be connecting to its database)
+    ready_event: str | None = None
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     kills: int = 0
+    #: where this start's output begins in ``log``
+    _log_from: int = 0
 
     @property
     def alive(self) -> bool:
@@ -99,6 +115,7 @@ class Proc:
     def start(self) -> None:
         if self.alive:
             return
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             out.write(f"\n--- soak: start #{self.starts + 1} at {time.time():.3f}\n".encode())
             out.flush()
@@ -134,15 +151,25 @@ class Proc:
                 self.process.wait(timeout=10)
         return self.process.returncode
 
+    def _logged(self, event: str) -> bool:
+        with self.log.open("rb") as log:
+            log.seek(self._log_from)
+            return f'"event":"{event}"'.encode() in log.read()
+
     async def ready(self, timeout_s: float = 30.0) -> None:
-        """Wait until the process serves (or, for the worker, simply runs)."""
+        """Wait until the process serves (or, for the worker, has logged that it started)."""
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
             while True:
                 if not self.alive:
                     raise RuntimeError(f"{self.name} exited: see {self.log}")
                 if self.health_url is None:
-                    return
+                    if self.ready_event is None or self._logged(self.ready_event):
+                        return
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{self.name} did not come up in {timeout_s} s")
+                    await asyncio.sleep(0.1)
+                    continue
                 try:
                     if (await client.get(self.health_url)).status_code < 500:
                         return
@@ -155,25 +182,41 @@ class Proc:
 
 @dataclass
 class Service:
-    """web, worker and simulator, with the environment they share."""
+    """``web`` and ``worker`` (one or more of each), and the simulator, with the environment
+    they share."""
 
     env: dict[str, str]
     ports: Ports
     logs: Path
-    web: Proc = field(init=False)
-    worker: Proc = field(init=False)
+    workers_count: int = 1
+    webs: list[Proc] = field(init=False)
+    workers: list[Proc] = field(init=False)
     simulator: Proc = field(init=False)
 
     def __post_init__(self) -> None:
         py = [sys.executable, "-m", "service"]
-        self.web = Proc(
-            "web",
-            [*py, "serve", "--host", "127.0.0.1", "--port", str(self.ports.web)],
-            self.env | {"TASKHOOK__WORKERS__IN_SERVE": "false"},  # as the Procfile's web:
-            self.logs / "web.log",
-            f"http://127.0.0.1:{self.ports.web}/healthz",
-        )
-        self.worker = Proc("worker", [*py, "worker"], self.env, self.logs / "worker.log")
+        many = len(self.ports.webs) > 1
+        self.webs = [
+            Proc(
+                f"web-{i + 1}" if many else "web",
+                [*py, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                self.env | {"TASKHOOK__WORKERS__IN_SERVE": "false"},  # as the Procfile's web:
+                self.logs / (f"web-{i + 1}.log" if many else "web.log"),
+                f"http://127.0.0.1:{port}/healthz",
+            )
+            for i, port in enumerate(self.ports.webs)
+        ]
+        many = self.workers_count > 1
+        self.workers = [
+            Proc(
+                f"worker-{i + 1}" if many else "worker",
+                [*py, "worker"],
+                self.env,
+                self.logs / (f"worker-{i + 1}.log" if many else "worker.log"),
+                ready_event="worker.started",
+            )
+            for i in range(self.workers_count)
+        ]
         self.simulator = Proc(
             "simulator",
             [*py, "simulator", "--port", str(self.ports.simulator)],
@@ -184,20 +227,22 @@ class Service:
 
     @property
     def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.web}"
+        """The balancer in front of every ``web``."""
+        return f"http://127.0.0.1:{self.ports.balancer}"
 
     @property
     def all(self) -> tuple[Proc, ...]:
-        return (self.web, self.worker, self.simulator)
+        return (*self.webs, *self.workers, self.simulator)
 
     async def start(self) -> None:
         for proc in self.all:
             proc.start()
-        await asyncio.gather(self.web.ready(), self.simulator.ready(), self.worker.ready())
+        await asyncio.gather(*(proc.ready() for proc in self.all))
 
     def stop(self) -> dict[str, int | None]:
         """Clean shutdown of everything still running; the exit codes by name."""
-        return {proc.name: proc.stop() for proc in (self.worker, self.web, self.simulator)}
+        order = (*self.workers, *self.webs, self.simulator)
+        return {proc.name: proc.stop() for proc in order}
 
     async def cli(self, *args: str) -> str:
         """``python -m service …`` against the same data dir; its last line of stdout."""

@@ -14,16 +14,19 @@ reads) or one acquired connection (inside a transaction). Connection failures be
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import re
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from service.errors import StoreUnavailable
+from service.errors import StoreBusy, StoreUnavailable
 
 T = TypeVar("T")
 #: what statements run on: the pool, or one connection (a pool's proxy for it, or a bare one)
@@ -41,6 +44,19 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
     TimeoutError,
+    # A server that shuts down sends its FATAL to idle sessions too: a statement sent in the
+    # moment before the socket's close is seen finds the protocol still consuming that error
+    # ("cannot switch to state 12; another operation (2) is in progress"). Seen as 500s on a
+    # real restart under load; the connection is as lost as one that was reset.
+    asyncpg.InternalClientError,
+)
+
+
+#: the transaction was chosen to be undone so another could go on: retry it
+CONFLICT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
 )
 
 
@@ -62,12 +78,58 @@ def translate(sql: str) -> tuple[str, bool]:
     return "".join(out), bool(_RETURNS_ROWS.search(sql))
 
 
+#: how long a unit of work waits for a connection of the pool's, opening one included: past it
+#: the database counts as unavailable (every connection hung, or none can be opened)
+ACQUIRE_TIMEOUT_S = 10.0
+
+
 async def unavailable_on_loss(work: Awaitable[T]) -> T:
     """``await work``, a lost database raised as ``StoreUnavailable`` (503, Retry-After)."""
     try:
         return await work
     except CONNECTION_ERRORS as exc:
         raise StoreUnavailable(f"The database is unavailable: {type(exc).__name__}.") from exc
+    except CONFLICT_ERRORS as exc:
+        # The server undid the transaction to break a cycle of waits (or a serialization
+        # conflict): nothing was written, and the same request succeeds when tried again.
+        raise StoreBusy("The database was busy; retry shortly.") from exc
+
+
+def is_loss(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection it came from can no longer be trusted."""
+    return isinstance(exc, (StoreUnavailable, *CONNECTION_ERRORS))
+
+
+async def _acquire(pool: asyncpg.Pool) -> PoolConnectionProxy:
+    # asyncio.timeout, not acquire(timeout=): asyncpg's wait_for costs a task per acquire
+    async with asyncio.timeout(ACQUIRE_TIMEOUT_S):
+        return await pool.acquire()
+
+
+def discard(conn: PoolConnectionProxy) -> None:
+    """Close ``conn`` at once rather than return it to the pool for reuse."""
+    # a connection that closed mid-way is already back with the pool, detached
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
+@asynccontextmanager
+async def leased(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy]:
+    """One of ``pool``'s connections for one unit of work, the wait for it bounded.
+
+    A connection whose work failed as a lost database (reset, timed out, server gone) is
+    terminated, not handed back: asyncpg would otherwise wait for the cancel of a timed-out
+    statement and run a reset on it, each a further timeout against a server that does not
+    answer. The pool opens a fresh one when it is next needed."""
+    conn = await unavailable_on_loss(_acquire(pool))
+    try:
+        yield conn
+    except BaseException as exc:
+        if is_loss(exc):
+            discard(conn)
+        raise
+    finally:
+        await pool.release(conn)
 
 
 class PgCursor:
@@ -119,21 +181,35 @@ class PgConnection:
         return PgResult(lambda: unavailable_on_loss(self._execute(sql, args)))
 
     async def _execute(self, sql: str, args: Sequence[Any]) -> PgCursor:
-        statement, returns_rows = translate(sql)
-        if returns_rows:
-            rows = await self.raw.fetch(statement, *args)
-            return PgCursor(rows, len(rows))
-        tag = await self.raw.execute(statement, *args)
-        return PgCursor([], _count(tag))
+        if isinstance(self.raw, asyncpg.Pool):
+            async with leased(self.raw) as conn:
+                return await _run(conn, sql, args)
+        return await _run(self.raw, sql, args)
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> PgCursor:
         """Many rows through one prepared statement. asyncpg reports no row count for it, so
         statements whose count matters have their own PostgreSQL form (``PgQueries``)."""
         statement, _ = translate(sql)
         rows = [tuple(map(_storable, row)) for row in parameters]
-        if rows:
+        if not rows:
+            return PgCursor([], -1)
+        if isinstance(self.raw, asyncpg.Pool):
+            async with leased(self.raw) as conn:
+                await unavailable_on_loss(conn.executemany(statement, rows))
+        else:
             await unavailable_on_loss(self.raw.executemany(statement, rows))
         return PgCursor([], -1)
+
+
+async def _run(
+    conn: asyncpg.Connection | PoolConnectionProxy, sql: str, args: Sequence[Any]
+) -> PgCursor:
+    statement, returns_rows = translate(sql)
+    if returns_rows:
+        rows = await conn.fetch(statement, *args)
+        return PgCursor(rows, len(rows))
+    tag = await conn.execute(statement, *args)
+    return PgCursor([], _count(tag))
 
 
 def _storable(value: Any) -> Any:

@@ -20,6 +20,10 @@ from service.store.migrate import available
 MIGRATION_LOCK = 0x7461736B686F6F6B
 
 
+#: a migration may rewrite a large table, and a process that starts beside a migrating one
+#: waits for its lock: neither is held to the pool's command timeout
+MIGRATION_TIMEOUT_S = 3600.0
+
 PACKAGE = "service.store.postgres.migrations"
 Connection = asyncpg.Connection | PoolConnectionProxy
 
@@ -36,7 +40,9 @@ async def migrate(conn: Connection) -> list[str]:
     """Apply what is missing; return the names applied (empty when up to date)."""
     done: list[str] = []
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK, timeout=MIGRATION_TIMEOUT_S
+        )
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,"
@@ -54,7 +60,7 @@ async def migrate(conn: Connection) -> list[str]:
                     )
                 continue
             async with conn.transaction():  # a savepoint: one migration, all or nothing
-                await conn.execute(migration.sql)
+                await conn.execute(migration.sql, timeout=MIGRATION_TIMEOUT_S)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
                     " VALUES ($1, $2, $3, $4)",

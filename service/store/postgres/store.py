@@ -25,7 +25,14 @@ import asyncpg
 
 from service.core.secretbox import SecretBox, is_sealed
 from service.errors import StoreError, StoreUnavailable
-from service.store.postgres.connection import CONNECTION_ERRORS, PgConnection, unavailable_on_loss
+from service.store.postgres.connection import (
+    CONNECTION_ERRORS,
+    PgConnection,
+    discard,
+    is_loss,
+    leased,
+    unavailable_on_loss,
+)
 from service.store.postgres.migrate import migrate, pending
 from service.store.postgres.notify import WakeNotifier
 from service.store.postgres.queries import PgQueries, PgTxQueries
@@ -37,9 +44,17 @@ from service.store.sealing import (
     resealed,
 )
 
-#: how long a statement or a connection attempt may take before the server counts as lost
-COMMAND_TIMEOUT_S = 30.0
+#: how long a statement or a connection attempt may take before the server counts as lost (a
+#: 503 ``store_unavailable``). Every statement a request or a worker runs is a few index look-ups
+#: and row writes, so ten seconds is a hung server or a lock that will not be released, not
+#: work; migrations, which may be long, set their own (``postgres.migrate``). With
+#: ``connection.ACQUIRE_TIMEOUT_S`` these bound a request while the server does not answer.
+COMMAND_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
+
+
+#: what a ROLLBACK after a caller's error may raise, none of which may replace that error
+_ROLLBACK_FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 
 async def _reset(conn: asyncpg.Connection[Any]) -> None:
@@ -140,22 +155,30 @@ class PostgresStore(QueryStore):
 
     @asynccontextmanager
     async def _writing(self, *, durable: bool) -> AsyncIterator[PgTxQueries]:
-        conn = await unavailable_on_loss(self.pool.acquire())
-        try:
+        """A transaction on one connection. The block is left normally only after ``COMMIT``
+        returned: a ``COMMIT`` whose answer never came (the server went away mid-way) may or
+        may not have committed, and is raised as ``StoreUnavailable`` — a 503 the caller
+        retries (submits carry an idempotency key, callbacks are idempotent), never a 2xx for
+        a row that might not be there. On a lost connection nothing is rolled back by hand:
+        ``leased`` terminates it, and the server rolls back what it had."""
+        async with leased(self.pool) as conn:
             begin = "BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit = off"
             await unavailable_on_loss(conn.execute(begin))
             tx = PgTxQueries(PgConnection(conn), self._secrets)
             try:
                 yield tx
-            except BaseException:
-                with suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
-                    await conn.execute("ROLLBACK")
+            except BaseException as exc:
+                if not is_loss(exc):
+                    try:
+                        await conn.execute("ROLLBACK")
+                    except _ROLLBACK_FAILURES:
+                        # the caller's error stands, not this one (asyncpg's "cannot switch
+                        # to state …; another operation is in progress" was seen as a 500)
+                        discard(conn)
                 raise
             await unavailable_on_loss(conn.execute("COMMIT"))
             if self._notifier is not None:  # the fleet's workers: there is work (after COMMIT)
                 self._notifier.note(tx.wakes)
-        finally:
-            await self.pool.release(conn)
 
     async def reencrypt_secrets(self) -> int:
         """``taskhook secrets reencrypt``: every stored secret not under the current key moves

@@ -207,13 +207,16 @@ CREATE INDEX moderation_blocks_by_category ON moderation_decisions (category, id
     WHERE category IS NOT NULL;
 
 -- Counts by status and outcome for /metrics, kept by triggers (SQLite's 0005). Each trigger is
--- one statement: the row leaving a status and the row entering one are a single upsert, so a
--- callback's status change costs one index probe per counted table, not a function call chain.
+-- one statement: the row leaving a status and the row entering one are a single upsert. The
+-- counts are sharded by the connection's backend: a count row is locked from the upsert to the
+-- COMMIT, and with one row per status every callback on every connection would queue behind
+-- the others' commits. Readers sum the shards.
 CREATE TABLE status_counts (
     kind    TEXT NOT NULL CHECK (kind IN ('tasks', 'callbacks', 'deliveries')),
     status  TEXT NOT NULL,
+    shard   SMALLINT NOT NULL DEFAULT 0,
     n       BIGINT NOT NULL,
-    PRIMARY KEY (kind, status)
+    PRIMARY KEY (kind, status, shard)
 );
 
 CREATE FUNCTION status_counted() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -222,12 +225,12 @@ BEGIN
     IF TG_OP = 'UPDATE' AND OLD.status IS NOT DISTINCT FROM NEW.status THEN
         RETURN NULL;
     END IF;
-    INSERT INTO status_counts AS c (kind, status, n)
-        SELECT TG_ARGV[0], s, d FROM (VALUES
+    INSERT INTO status_counts AS c (kind, status, shard, n)
+        SELECT TG_ARGV[0], s, pg_backend_pid() % 16, d FROM (VALUES
             (CASE WHEN TG_OP <> 'INSERT' THEN OLD.status END, -1),
             (CASE WHEN TG_OP <> 'DELETE' THEN NEW.status END, 1)) AS v (s, d)
         WHERE s IS NOT NULL
-        ON CONFLICT (kind, status) DO UPDATE SET n = c.n + excluded.n;
+        ON CONFLICT (kind, status, shard) DO UPDATE SET n = c.n + excluded.n;
     RETURN NULL;
 END;
 $$;
@@ -237,12 +240,12 @@ BEGIN
     IF TG_OP = 'UPDATE' AND OLD.outcome IS NOT DISTINCT FROM NEW.outcome THEN
         RETURN NULL;
     END IF;
-    INSERT INTO status_counts AS c (kind, status, n)
-        SELECT 'callbacks', s, d FROM (VALUES
+    INSERT INTO status_counts AS c (kind, status, shard, n)
+        SELECT 'callbacks', s, pg_backend_pid() % 16, d FROM (VALUES
             (CASE WHEN TG_OP <> 'INSERT' THEN OLD.outcome END, -1),
             (CASE WHEN TG_OP <> 'DELETE' THEN NEW.outcome END, 1)) AS v (s, d)
         WHERE s IS NOT NULL
-        ON CONFLICT (kind, status) DO UPDATE SET n = c.n + excluded.n;
+        ON CONFLICT (kind, status, shard) DO UPDATE SET n = c.n + excluded.n;
     RETURN NULL;
 END;
 $$;

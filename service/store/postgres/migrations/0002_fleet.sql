@@ -12,11 +12,14 @@ CREATE TABLE job_runs (
 );
 
 -- Attempts by outcome, kept by a trigger: the verdict is the core's judge() of the status code
--- (2xx delivered, 410 gone, anything else or no answer failed). Three rows, seeded here, so the
--- trigger is a plain UPDATE.
+-- (2xx delivered, 410 gone, anything else or no answer failed). Sharded by backend like
+-- status_counts (0001), so delivery workers on different connections do not queue behind each
+-- other's commits on one row; readers sum the shards.
 CREATE TABLE attempt_counts (
-    outcome  TEXT PRIMARY KEY CHECK (outcome IN ('delivered', 'failed', 'gone')),
-    n        BIGINT NOT NULL
+    outcome  TEXT NOT NULL CHECK (outcome IN ('delivered', 'failed', 'gone')),
+    shard    SMALLINT NOT NULL DEFAULT 0,
+    n        BIGINT NOT NULL,
+    PRIMARY KEY (outcome, shard)
 );
 
 INSERT INTO attempt_counts (outcome, n)
@@ -29,10 +32,12 @@ INSERT INTO attempt_counts (outcome, n)
 
 CREATE FUNCTION attempt_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE attempt_counts SET n = n + 1 WHERE outcome = CASE
-        WHEN NEW.status_code BETWEEN 200 AND 299 THEN 'delivered'
-        WHEN NEW.status_code = 410 THEN 'gone'
-        ELSE 'failed' END;
+    INSERT INTO attempt_counts AS c (outcome, shard, n)
+        VALUES (CASE
+            WHEN NEW.status_code BETWEEN 200 AND 299 THEN 'delivered'
+            WHEN NEW.status_code = 410 THEN 'gone'
+            ELSE 'failed' END, pg_backend_pid() % 16, 1)
+        ON CONFLICT (outcome, shard) DO UPDATE SET n = c.n + 1;
     RETURN NULL;
 END;
 $$;
