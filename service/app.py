@@ -30,11 +30,12 @@ from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.retention import Retention
 from service.settings import Settings
 from service.store.base import Store
+from service.store.postgres.notify import PgWakeListener
 from service.store.postgres.store import PostgresStore
 from service.store.sqlite import SqliteStore
 from service.upstream import Upstream
 from service.usecases import TaskPolicy
-from service.wakeup import WakeSender, wake_address
+from service.wakeup import WakeSender, wake_address, wake_loops
 from service.web.context import Services
 from service.web.errors import EXCEPTION_HANDLERS
 from service.web.middleware import RequestContext
@@ -173,6 +174,14 @@ def build_background(
     return Background(upstream, workers, sender, waker)
 
 
+def fleet_listener(settings: Settings, waker: Waker) -> PgWakeListener | None:
+    """On PostgreSQL, what wakes this process's workers when any process (on any host) commits
+    work for them; ``None`` on SQLite (``service.wakeup`` does it there, on one host)."""
+    if not settings.storage.is_postgres:
+        return None
+    return PgWakeListener(settings.storage.url, wake_loops(waker))
+
+
 #: what switches each provider on, for the message when none is
 _ENABLE_HINT = (
     "set TASKHOOK_KIE_BASE_URL (or TASKHOOK_BANANA2_BASE_URL, TASKHOOK_NANOBANANAPRO_BASE_URL), "
@@ -242,10 +251,16 @@ def create_app(
     moderating = moderation_client(settings) if settings.external_moderation.enabled else None
     metrics = Metrics()
     with_workers = settings.workers.in_serve if run_workers is None else run_workers
-    # Without its own workers, this process wakes the `worker` process's after a commit.
-    wake_sender = None if with_workers else WakeSender(wake_address(settings.storage.database_path))
+    # On SQLite, without its own workers, this process wakes the `worker` process's after a
+    # commit; on PostgreSQL every commit that queues work notifies, and workers listen.
+    wake_sender = (
+        None
+        if with_workers or settings.storage.is_postgres
+        else WakeSender(wake_address(settings.storage.database_path))
+    )
     forward = None if wake_sender is None else wake_sender.send
     background = build_background(settings, store, client, clock, metrics, forward)
+    listener = fleet_listener(settings, background.waker) if with_workers else None
     limiter = KeyLimiter.from_settings(settings.api)
     upstream, workers = background.upstream, background.workers
     simulator = create_simulator_app(simulator_config(settings, simulator_base(settings)))
@@ -256,6 +271,8 @@ def create_app(
         if applied:
             log.info("db.migrated", applied=applied)
         if with_workers:
+            if listener is not None:
+                listener.start()
             workers.start()
         log.info(
             "app.started",
@@ -267,6 +284,8 @@ def create_app(
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.close()
             await background.close()
             if wake_sender is not None:
                 wake_sender.close()

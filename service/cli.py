@@ -24,6 +24,7 @@ from service.app import (
     build_background,
     build_upstream,
     create_app,
+    fleet_listener,
     open_store,
     open_when_ready,
     provider_client,
@@ -198,7 +199,12 @@ async def _worker(settings: Settings) -> int:
     client = provider_client(settings)
     background = build_background(settings, store, client, system_clock)
     listener = WakeListener(wake_address(settings.storage.database_path), background.waker)
-    listening = listener.start()
+    fleet = fleet_listener(settings, background.waker)
+    if fleet is not None:  # PostgreSQL: LISTEN/NOTIFY, from every host
+        fleet.start()
+        listening = True
+    else:
+        listening = listener.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -209,6 +215,8 @@ async def _worker(settings: Settings) -> int:
         await stop.wait()
     finally:
         listener.close()
+        if fleet is not None:
+            await fleet.close()
         await background.close()
         await client.aclose()
         await store.close()

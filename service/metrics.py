@@ -2,14 +2,16 @@
 
 Two kinds, read two ways:
 
-- **Observed in this process**: ``taskhook_delivery_attempts_total{outcome}`` and the
-  ``taskhook_delivery_latency_seconds`` histogram, updated by the delivery worker as it records
-  each attempt. They count what *this* process sent since it started (Prometheus handles the
-  resets); with the Procfile's separate ``worker:`` process the web process sends nothing, so
-  these stay at zero there.
-- **Read from the database at scrape time**: tasks by status, callbacks by outcome, deliveries
-  by status, the delivery queue (due, claimed) and its ages. They are the truth whichever
-  process did the work, so they are never kept as in-process gauges that could drift.
+- **Observed in this process**: the ``taskhook_delivery_latency_seconds`` histogram, updated
+  by the delivery worker as it records each attempt. It holds what *this* process sent since it
+  started (Prometheus handles the resets; sum the histograms of every worker across the fleet,
+  as is usual for a histogram); a ``web`` process without workers sends nothing, so it stays
+  empty there.
+- **Read from the database at scrape time**: delivery attempts by outcome (a counter, kept by a
+  trigger in the transaction that records them), tasks by status, callbacks by outcome,
+  deliveries by status, the delivery queue (due, claimed) and its ages. They are the truth
+  whichever process did the work and whichever process is scraped, so they are never kept as
+  in-process numbers that could drift or disagree.
 
 The registry is an instance attribute, never module state, so several apps in one process
 (tests) never see each other's numbers.
@@ -19,8 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
@@ -38,36 +40,28 @@ CALLBACK_OUTCOMES = ("applied", "duplicate", "stale", "rejected", "pending")
 
 
 class Metrics:
-    """One app's metrics. ``attempt`` is the delivery worker's hook; ``render`` is the
+    """One app's metrics. ``observe_latency`` is the delivery worker's hook; ``render`` is the
     ``/metrics`` body for a fresh read of the database."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._attempts = Counter(
-            "taskhook_delivery_attempts",
-            "Delivery attempts recorded by this process, by outcome (gone: the endpoint "
-            "answered 410 and was disabled).",
-            ["outcome"],
-            registry=self.registry,
-        )
-        for verdict in Verdict:  # every series exists from the start, at 0
-            self._attempts.labels(verdict.value)
         self._latency = Histogram(
             "taskhook_delivery_latency_seconds",
-            "Time from sending a delivery to its answer (or timeout, or error), this process.",
+            "Time from sending a delivery to its answer (or timeout, or error), observed by "
+            "this process only: sum it across the fleet's worker processes.",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
 
-    def attempt(self, verdict: Verdict, latency_ms: int | None) -> None:
-        """One recorded attempt; ``latency_ms`` is ``None`` when nothing was sent (a disabled
-        endpoint), so the histogram holds only real round trips."""
-        self._attempts.labels(verdict.value).inc()
+    def observe_latency(self, latency_ms: int | None) -> None:
+        """One recorded attempt's round trip; ``None`` when nothing was sent (a disabled
+        endpoint), so the histogram holds only real round trips. (The attempt itself is counted
+        by the database, in the transaction that records it.)"""
         if latency_ms is not None:
             self._latency.observe(latency_ms / 1000)
 
     def render(self, counts: OpsCounts, now_ms: int) -> bytes:
-        """The exposition text: this process's counters, then the database's gauges."""
+        """The exposition text: this process's histogram, then the database's families."""
         return generate_latest(_Scrape(self.registry, database_families(counts, now_ms)))
 
 
@@ -85,12 +79,22 @@ class _Scrape(Collector):
 
 
 def database_families(counts: OpsCounts, now_ms: int) -> list[Metric]:
-    """The gauges read from the database, every known label value present (0 when no rows)."""
+    """The families read from the database, every known label value present (0 when no
+    rows)."""
 
     def age_s(since_ms: int | None) -> float:
         return 0.0 if since_ms is None else max(0, now_ms - since_ms) / 1000
 
+    attempts = CounterMetricFamily(
+        "taskhook_delivery_attempts",
+        "Delivery attempts recorded, by outcome (gone: the endpoint answered 410 and was "
+        "disabled); every process's, read from the database.",
+        labels=["outcome"],
+    )
+    for key in sorted({*(v.value for v in Verdict), *counts.attempts}):
+        attempts.add_metric([key], counts.attempts.get(key, 0))
     return [
+        attempts,
         _by_label(
             "taskhook_tasks", "Tasks by status.", "status",
             [str(s) for s in TaskStatus], counts.tasks,

@@ -15,6 +15,12 @@ balances and audits depend on. And two kinds of row however old: an event with a
 ``pending`` (the worker must still send those exact bytes, and a recovery may retry it), and a
 callback still ``pending`` (not yet applied).
 
+With several processes on one database (``web`` and ``worker`` on many hosts), the job runs
+once per interval across all of them: each round first claims the job's turn
+(``Transaction.claim_job``, a conditional upsert of ``job_runs``), and a process that finds the
+turn taken sleeps another interval. A process killed mid-pass leaves the rest for the next
+interval's pass (the purge is idempotent and picks up where it stopped).
+
 Each batch is its own short transaction (``retention.batch_size`` rows), so the single writer
 is never held for long and API writes slip in between batches. The cutoff is one pure decision
 (``retention_cutoff``); the SQL is in ``store.ops_queries``.
@@ -23,8 +29,10 @@ is never held for long and API writes slip in between batches. The cutoff is one
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.core.clock import Clock
 from service.logs import get_logger
@@ -34,6 +42,13 @@ from service.store.base import Store, Transaction
 log = get_logger("taskhook.retention")
 
 DAY_MS = 86_400_000
+#: the job's name in ``job_runs``
+JOB = "retention"
+
+
+def process_name() -> str:
+    """Who ran a job, for an operator reading ``job_runs``: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def retention_cutoff(now_ms: int, max_age_days: int) -> int:
@@ -56,13 +71,21 @@ class Retention:
     store: Store
     settings: RetentionSettings
     clock: Clock
+    owner: str = field(default_factory=process_name)
 
     @property
     def interval_s(self) -> float:
         return float(self.settings.interval_seconds)
 
     async def run(self) -> int:
-        """One pass, for the worker loop: returns how many rows were purged."""
+        """One pass, for the worker loop, if this interval's turn is this process's (else
+        another process has it, and nothing is done); returns how many rows were purged."""
+        async with self.store.transaction() as tx:
+            mine = await tx.claim_job(
+                JOB, self.clock(), self.settings.interval_seconds * 1000, self.owner
+            )
+        if not mine:
+            return 0
         return (await self.purge()).total
 
     async def purge(self) -> Purged:

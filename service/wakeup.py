@@ -6,6 +6,10 @@ wait for the worker's idle poll (``workers.idle_poll_ms``, a second in productio
 also sends a one-byte datagram to a Unix socket the worker listens on, named after the
 database file: ``d`` (deliveries were written) or ``s`` (a task was queued, and its event).
 
+On PostgreSQL none of this is used: commits notify workers on every host through
+``LISTEN/NOTIFY`` (``service.store.postgres.notify``); :func:`wake_loops` is what both kinds of
+listener hand a wake-up to.
+
 Best effort by design: a lost datagram, a worker that is down, or a second worker that could
 not bind the name only means waiting for the idle poll, as before. The name is in Linux's
 abstract namespace (no file to clean up after a SIGKILL); elsewhere this is a no-op.
@@ -18,6 +22,7 @@ import contextlib
 import hashlib
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from service.logs import get_logger
@@ -32,6 +37,20 @@ def wake_address(database_path: Path) -> str:
     """The abstract socket name for the workers of one database file."""
     digest = hashlib.sha256(str(database_path.resolve()).encode()).hexdigest()[:24]
     return f"\0taskhook-wake-{digest}"
+
+
+def wake_loops(waker: Waker) -> Callable[[bytes], None]:
+    """What a listener calls with each wake-up it receives: ``s`` wakes every loop, ``d`` the
+    delivery loop; anything else is ignored."""
+
+    def wake(what: bytes) -> None:
+        if what == SUBMITTER:
+            waker.submitter.set()
+            waker.delivery.set()
+        elif what == DELIVERY:
+            waker.delivery.set()
+
+    return wake
 
 
 class WakeSender:
@@ -62,7 +81,7 @@ class WakeListener:
 
     def __init__(self, address: str, waker: Waker) -> None:
         self._address = address
-        self._waker = waker
+        self._wake = wake_loops(waker)
         self._sock: socket.socket | None = None
 
     def start(self) -> bool:
@@ -88,10 +107,7 @@ class WakeListener:
                 what = self._sock.recv(16)
             except (BlockingIOError, InterruptedError):
                 return
-            if what == SUBMITTER:
-                self._waker.wake()
-            elif what == DELIVERY:
-                self._waker.wake_delivery()
+            self._wake(what)
 
     def close(self) -> None:
         if self._sock is not None:

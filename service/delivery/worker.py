@@ -137,8 +137,8 @@ class DeliveryWorker:
                     log.exception("delivery.attempt_crashed", delivery_id=sent.item.delivery.id)
                     recorded.append(False)
         for sent, ok in zip(batch, recorded, strict=True):
-            if ok:  # counted once recorded, so the counter agrees with the attempts table
-                self.metrics.attempt(sent.verdict, sent.result.latency_ms if sent.sent else None)
+            if ok:  # timed once recorded, as the attempts table counts it
+                self.metrics.observe_latency(sent.result.latency_ms if sent.sent else None)
         return recorded
 
     async def _write(self, batch: list[_Sent]) -> list[bool]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
@@ -201,6 +201,8 @@ class OpsCounts:
     oldest_pending_at: int | None
     #: ``next_attempt_at`` of the longest-waiting due, unclaimed delivery
     oldest_due_at: int | None
+    #: delivery attempts ever recorded, by outcome (every process's: a table, not a counter)
+    attempts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,11 @@ class Transaction(Reads, Protocol):
     async def purge_callback_bodies(self, cutoff_ms: int, now_ms: int, limit: int) -> int:
         """Retention: empty the body and headers of up to ``limit`` callbacks received before
         ``cutoff_ms`` (not ones still ``pending``), oldest first; returns how many."""
+        ...
+
+    async def claim_job(self, name: str, now_ms: int, every_ms: int, owner: str) -> bool:
+        """A periodic job's turn across every process sharing the database: True (and the
+        job is this caller's to run now) if it last began ``every_ms`` or more ago, or never."""
         ...
 
     async def insert_endpoint(self, endpoint: Endpoint) -> None: ...

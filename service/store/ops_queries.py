@@ -17,6 +17,8 @@ from service.store.rows import Sql
 #: counts by status (and by outcome for callbacks), kept by triggers (migration 0005; on
 #: PostgreSQL in shards, summed here)
 STATUS_COUNTS = "SELECT kind, status, SUM(n) AS n FROM status_counts GROUP BY kind, status"
+#: delivery attempts by outcome, kept by a trigger (SQLite 0007, PostgreSQL 0002: in shards too)
+ATTEMPT_COUNTS = "SELECT outcome, SUM(n) AS n FROM attempt_counts GROUP BY outcome"
 OLDEST_PENDING = "SELECT MIN(created_at) AS oldest FROM deliveries WHERE status = 'pending'"
 #: what a delivery worker would claim now: due and not under a live lease
 QUEUE_DUE = (
@@ -39,6 +41,13 @@ PURGE_CALLBACKS = (
     " SELECT id FROM callbacks WHERE purged_at IS NULL AND received_at < ?"
     " AND outcome <> 'pending' ORDER BY received_at LIMIT ?)"
 )
+#: a periodic job's turn: the row moves to now (and says who) only if the last run began at least
+#: an interval ago, so of any number of processes asking at once exactly one gets a row count of 1
+CLAIM_JOB = (
+    "INSERT INTO job_runs (name, last_run_at, owner) VALUES (?, ?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, owner = excluded.owner"
+    " WHERE job_runs.last_run_at <= ?"
+)
 
 
 class OpsQueries(Sql):
@@ -51,6 +60,7 @@ class OpsQueries(Sql):
         counts: dict[str, dict[str, int]] = {"tasks": {}, "callbacks": {}, "deliveries": {}}
         for row in await self._all(STATUS_COUNTS, ()):
             counts[row["kind"]][row["status"]] = int(row["n"])
+        attempts = {row["outcome"]: int(row["n"]) for row in await self._all(ATTEMPT_COUNTS, ())}
         return OpsCounts(
             tasks=counts["tasks"],
             callbacks=counts["callbacks"],
@@ -59,7 +69,12 @@ class OpsQueries(Sql):
             queue_claimed=int(claimed["n"]) if claimed else 0,
             oldest_pending_at=oldest["oldest"] if oldest else None,
             oldest_due_at=due["oldest"] if due else None,
+            attempts=attempts,
         )
+
+    async def claim_job(self, name: str, now_ms: int, every_ms: int, owner: str) -> bool:
+        cursor = await self._conn.execute(CLAIM_JOB, (name, now_ms, owner, now_ms - every_ms))
+        return cursor.rowcount == 1
 
     async def purge_event_payloads(self, cutoff_ms: int, now_ms: int, limit: int) -> int:
         cursor = await self._conn.execute(PURGE_EVENTS, (now_ms, cutoff_ms, limit))

@@ -11,7 +11,6 @@ import pytest
 from starlette.applications import Starlette
 
 from service.app import create_app
-from service.core.delivery import Verdict
 from service.metrics import Metrics
 from service.settings import Settings
 from service.store.sqlite import SqliteStore
@@ -134,10 +133,10 @@ async def test_an_attempt_that_sent_nothing_is_counted_but_not_timed(
 
 def test_each_app_has_its_own_registry() -> None:
     one, two = Metrics(), Metrics()
-    one.attempt(Verdict.DELIVERED, 12)
+    one.observe_latency(12)
     assert one.registry is not two.registry
-    assert one.registry.get_sample_value(ATTEMPTS, {"outcome": "delivered"}) == 1
-    assert two.registry.get_sample_value(ATTEMPTS, {"outcome": "delivered"}) == 0
+    assert one.registry.get_sample_value(f"{LATENCY}_count") == 1
+    assert two.registry.get_sample_value(f"{LATENCY}_count") == 0
     assert one.registry.get_sample_value(f"{LATENCY}_sum") == pytest.approx(0.012)
 
 
@@ -147,7 +146,30 @@ async def test_two_apps_in_one_process_do_not_collide(
     second = create_app(settings, run_workers=False)  # a second registry, same metric names
     async with second.router.lifespan_context(second):
         second_metrics: Metrics = second.state.metrics
-        second_metrics.attempt(Verdict.GONE, 5)
+        second_metrics.observe_latency(5)
         assert second_metrics is not app.state.metrics
         samples = await scrape(client)
-    assert value(samples, ATTEMPTS, outcome="gone") == 0
+    assert value(samples, f"{LATENCY}_count") == 0
+
+
+async def test_attempts_count_the_same_from_a_process_that_sent_none(
+    h: Harness, caller: Caller, subscriber: Subscriber, settings: Settings
+) -> None:
+    """Another process on the database (a `web` with no workers) reports the attempts this
+    one's worker recorded: they are read from the database; only the latency histogram is
+    this process's own."""
+    subscriber.receiver.script["/busy"] = [503]
+    await subscriber.endpoint(caller, "/ok")
+    await subscriber.endpoint(caller, "/busy")
+    await h.create_task(caller)
+    assert await subscriber.worker.deliver_due() == 2
+    other = create_app(settings, run_workers=False)
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            elsewhere = await scrape(c)
+    here = await scrape(h.client)
+    expected = {"delivered": 1, "failed": 1, "gone": 0}
+    assert gauges(here, ATTEMPTS) == gauges(elsewhere, ATTEMPTS) == expected
+    assert value(here, f"{LATENCY}_count") == 2
+    assert value(elsewhere, f"{LATENCY}_count") == 0

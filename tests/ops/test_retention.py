@@ -5,6 +5,7 @@ instead of waiting for it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -180,7 +181,11 @@ async def test_the_worker_loop_purges_at_start_then_every_interval(
     account_id = await new_account(store)
     await add_events(store, account_id, DAY_MS, 2 * DAY_MS, now)
     client = provider_client(settings)
-    background = build_background(settings, store, client, lambda: now)
+    started = time.monotonic()
+    # time moves (the job's turn comes round by the clock), by too little to move the cutoff far
+    background = build_background(
+        settings, store, client, lambda: now + int((time.monotonic() - started) * 1000)
+    )
     background.workers.start()
     try:
         assert "taskhook-retention" in {t.get_name() for t in asyncio.all_tasks()}
@@ -191,3 +196,29 @@ async def test_the_worker_loop_purges_at_start_then_every_interval(
     finally:
         await background.close()
         await client.aclose()
+
+
+async def test_of_many_processes_one_runs_each_interval(
+    tmp_path: Path, bare: Store, settings: Settings
+) -> None:
+    """Two stores on one database (two processes' pools): the job's turn is taken once per
+    interval, whichever asks first, and an interval later it comes round again."""
+    other = make_store(tmp_path / "bare.db")
+    await other.open()
+    try:
+        now = 400 * DAY_MS
+        await add_events(bare, await new_account(bare), DAY_MS, 2 * DAY_MS)
+        one = Retention(bare, settings.retention, lambda: now, owner="one")
+        two = Retention(other, settings.retention, lambda: now, owner="two")
+        results = await asyncio.gather(one.run(), two.run(), one.run(), two.run())
+        assert sorted(results) == [0, 0, 0, 2]  # one pass purged both, the others ran nothing
+        [(owner,)] = await rows(bare, "SELECT owner FROM job_runs WHERE name = 'retention'")
+        assert owner in {"one", "two"}
+        interval_ms = settings.retention.interval_seconds * 1000
+        assert await Retention(other, settings.retention, lambda: now + interval_ms - 1).run() == 0
+        await add_events(bare, await new_account(bare), 3 * DAY_MS)
+        later = Retention(other, settings.retention, lambda: now + interval_ms, owner="two")
+        assert await later.run() == 1
+        assert await rows(bare, "SELECT owner FROM job_runs") == [("two",)]
+    finally:
+        await other.close()

@@ -77,10 +77,11 @@ DERIVED = (
         table="attempt_counts",
         triggers=(("attempts", "attempts_counted"),),
         recount=f"SELECT {_OUTCOME}, COUNT(*) FROM attempts GROUP BY 1",  # noqa: S608
-        kept="SELECT outcome, n FROM attempt_counts",
+        kept="SELECT outcome, SUM(n) FROM attempt_counts GROUP BY outcome",
+        # sharded on PostgreSQL (0002): the whole count in shard 0, any other shard emptied
         rebuild=(
-            "UPDATE attempt_counts SET n = (SELECT COUNT(*) FROM attempts"  # noqa: S608
-            f" WHERE {_OUTCOME} = attempt_counts.outcome)"
+            "UPDATE attempt_counts SET n = CASE WHEN shard = 0 THEN (SELECT COUNT(*)"  # noqa: S608
+            f" FROM attempts WHERE {_OUTCOME} = attempt_counts.outcome) ELSE 0 END"
         ),
     ),
 )

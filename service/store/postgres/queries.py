@@ -5,15 +5,21 @@ shared query modules' text (``service.store.queries`` and siblings), run through
 ``PgQueries`` serves plain reads; ``PgTxQueries`` runs inside a transaction, where a row read
 before it is changed is locked (``FOR NO KEY UPDATE``: it does not block inserts that only
 reference the row), and a claim skips rows another worker's open claim holds (``FOR UPDATE
-SKIP LOCKED``) rather than waiting for them or taking them too.
+SKIP LOCKED``) rather than waiting for them or taking them too. A transaction that gives the
+workers something to do notes it in ``wakes``, notified once it has committed
+(``postgres.notify``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.store.base import DeliveryOutcome
+from service.core.tasks import Task
+from service.store.base import Delivery, DeliveryOutcome
+from service.store.postgres.notify import DELIVERY, SUBMITTER
 from service.store.queries import Queries
+from service.store.rows import Connection
+from service.store.sealing import StoredSecrets
 
 #: one statement for a batch of finished deliveries, fenced by each claim's token: a worker
 #: whose lease ran out and was taken over changes nothing (asyncpg's executemany reports no
@@ -56,3 +62,18 @@ class PgTxQueries(PgQueries):
 
     _row_lock = " FOR NO KEY UPDATE"
     _skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, conn: Connection, secrets: StoredSecrets | None = None) -> None:
+        super().__init__(conn, secrets)
+        #: what this transaction woke (``notify.SUBMITTER``, ``notify.DELIVERY``): notified
+        #: once it has committed
+        self.wakes: set[bytes] = set()
+
+    async def insert_task(self, task: Task) -> None:
+        await super().insert_task(task)
+        self.wakes.add(SUBMITTER)
+
+    async def insert_deliveries(self, deliveries: list[Delivery]) -> None:
+        await super().insert_deliveries(deliveries)
+        if deliveries:
+            self.wakes.add(DELIVERY)

@@ -6,7 +6,8 @@ connection from ``BEGIN`` to ``COMMIT``; its reads of rows it will change take r
 (``PgTxQueries``), since here, unlike SQLite, two writers run at once. The 2xx a caller sends
 after the block still means the row is committed: the block is left only after ``COMMIT``
 returned. ``durable=False`` transactions (leases, attempts) commit without waiting for the WAL
-flush (``synchronous_commit = off``): safe to lose, as on SQLite.
+flush (``synchronous_commit = off``): safe to lose, as on SQLite. A commit that queued a task
+or wrote deliveries then notifies every listening worker (``notify.WakeNotifier``).
 
 A lost server — restarting, unreachable — raises ``StoreUnavailable`` (503 with
 ``Retry-After``); the pool drops broken connections and opens new ones as they are needed, so
@@ -33,6 +34,7 @@ from service.store.postgres.connection import (
     unavailable_on_loss,
 )
 from service.store.postgres.migrate import migrate, pending
+from service.store.postgres.notify import WakeNotifier
 from service.store.postgres.queries import PgQueries, PgTxQueries
 from service.store.reads import QueryStore
 from service.store.sealing import (
@@ -82,6 +84,7 @@ class PostgresStore(QueryStore):
         self._migrate = migrate
         self._pool: asyncpg.Pool | None = None
         self._reads: PgQueries | None = None
+        self._notifier: WakeNotifier | None = None
 
     async def open(self) -> list[str]:
         """Connect, migrate (or check that nothing is pending) and check that every stored
@@ -121,10 +124,14 @@ class PostgresStore(QueryStore):
             await self.close()
             raise
         self._reads = PgQueries(PgConnection(self._pool), self._secrets)
+        self._notifier = WakeNotifier(self._pool)
         return applied
 
     async def close(self) -> None:
         pool, self._pool, self._reads = self._pool, None, None
+        notifier, self._notifier = self._notifier, None
+        if notifier is not None:
+            await notifier.close()
         if pool is not None:
             with suppress(*CONNECTION_ERRORS):
                 await asyncio.wait_for(pool.close(), timeout=10)
@@ -157,8 +164,9 @@ class PostgresStore(QueryStore):
         async with leased(self.pool) as conn:
             begin = "BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit = off"
             await unavailable_on_loss(conn.execute(begin))
+            tx = PgTxQueries(PgConnection(conn), self._secrets)
             try:
-                yield PgTxQueries(PgConnection(conn), self._secrets)
+                yield tx
             except BaseException as exc:
                 if not is_loss(exc):
                     try:
@@ -169,6 +177,8 @@ class PostgresStore(QueryStore):
                         discard(conn)
                 raise
             await unavailable_on_loss(conn.execute("COMMIT"))
+            if self._notifier is not None:  # the fleet's workers: there is work (after COMMIT)
+                self._notifier.note(tx.wakes)
 
     async def reencrypt_secrets(self) -> int:
         """``taskhook secrets reencrypt``: every stored secret not under the current key moves
