@@ -31,6 +31,7 @@ from typing import Any
 
 import asyncpg
 
+from service.store.postgres.copy_derived import DERIVED
 from tools.bench import processes
 
 #: tables the migrations own on each side: never copied
@@ -157,6 +158,9 @@ async def copy_from_sqlite(source: Path, url: str) -> dict[str, int]:
         # Triggers off (foreign keys are triggers too): rows go in as SQLite holds them, and
         # tables triggers keep (status_counts) are copied as they stand instead of counted twice.
         await conn.execute("SET session_replication_role = replica")
+        for derived in DERIVED:  # the migrations seed these (zeros): SQLite's rows replace them
+            if derived.table in order:
+                await conn.execute(f'DELETE FROM "{derived.table}"')  # noqa: S608
         for table in order:
             cursor = lite.execute(f'SELECT * FROM "{table}"')  # noqa: S608
             names = [d[0] for d in cursor.description]
