@@ -24,6 +24,7 @@ from service.core.signing import decode_secret, encode_secret
 from service.errors import ConfigError
 from service.providers.base import ProviderConfig
 from service.store.permissions import create_private_dir
+from service.store.postgres.admin import is_postgres_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -80,7 +81,7 @@ class StorageSettings:
 
     @property
     def is_postgres(self) -> bool:
-        return self.url.startswith(("postgresql://", "postgres://"))
+        return is_postgres_url(self.url)
 
     @property
     def database_path(self) -> Path:

@@ -21,12 +21,12 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from service.core.secretbox import SecretBox
 from service.store.base import Store
+from service.store.postgres.admin import create_database, drop_database, with_database
 from service.store.postgres.connection import PgConnection, translate
 from service.store.postgres.store import PostgresStore
 from service.store.sqlite import SqliteStore
@@ -61,12 +61,6 @@ def run_sync(work: Coroutine[Any, Any, T]) -> T:
     return out[0]
 
 
-def with_database(url: str, database: str, search_path: str | None = None) -> str:
-    parts = urlsplit(url)
-    query = f"search_path={search_path}" if search_path else parts.query
-    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", query, ""))
-
-
 class SessionDatabase:
     """The session's own database, made on first use; one schema per test in it."""
 
@@ -81,7 +75,7 @@ class SessionDatabase:
         """Why PostgreSQL cannot be used (``None`` when it can); the database is made here."""
         if not self._made and self._unreachable is None:
             try:
-                run_sync(self._admin(f'CREATE DATABASE "{self.name}"'))
+                run_sync(create_database(self.server_url, self.name))
                 self._made = True
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 self._unreachable = f"{type(exc).__name__}: {exc}"
@@ -96,11 +90,8 @@ class SessionDatabase:
 
     def drop(self) -> None:
         if self._made:
-            run_sync(self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            run_sync(drop_database(self.server_url, self.name))
             self._made = False
-
-    async def _admin(self, sql: str) -> None:
-        await _execute(self.server_url, sql)
 
 
 async def _execute(url: str, sql: str, *args: Any) -> None:

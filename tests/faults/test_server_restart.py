@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.backends import with_database
+from service.store.postgres.admin import with_database
 from tests.faults.live import Load, check_nothing_lost, live_app
 from tests.faults.throwaway_pg import ThrowawayServer
 

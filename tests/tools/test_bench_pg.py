@@ -24,11 +24,12 @@ from service.core.ledger import TaskStatus
 from service.core.pagination import PageRequest
 from service.settings import load_settings
 from service.store.base import TaskFilter
+from service.store.postgres.admin import is_postgres_url as is_postgres
 from tests.conftest import SECRET
 from tools.bench import pgseed, processes, scaledb, seed
 from tools.bench.costs import project
 from tools.bench.load import Request, client_pool, closed_loop_parallel
-from tools.bench.pgserver import PgServer, ServerCpu, database_name, is_postgres
+from tools.bench.pgserver import PgServer, ServerCpu, database_name
 from tools.bench.receiver import Receiver, bind, serve_in_process
 from tools.bench.report import table
 from tools.bench.results import Metric, Outcome

@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import uvloop
 
+from service.store.postgres.admin import is_postgres_url as is_postgres
 from tools.bench import costs, cpus, delivery, ingest, latency, report, scale
 from tools.bench.context import Context
 from tools.bench.load import CLIENT, OPEN_LOOP_CLIENT
-from tools.bench.pgserver import PgServer, is_postgres
+from tools.bench.pgserver import PgServer
 from tools.bench.processes import ROOT
 from tools.bench.results import Metric, Outcome
 from tools.bench.wrkload import WRK

@@ -23,19 +23,17 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
+
+from service.store.postgres.admin import create_database, drop_database, with_database
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 #: backend types that work for the whole server, not for one connection
 AUXILIARY = ("walwriter", "checkpointer", "background writer", "autovacuum launcher",
              "autovacuum worker", "logical replication launcher")  # fmt: skip
-
-
-def is_postgres(url: str | None) -> bool:
-    return bool(url) and urlsplit(url or "").scheme in ("postgres", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -46,8 +44,7 @@ class PgServer:
 
     def url_for(self, database: str) -> str:
         """The same server, user and options, another database."""
-        parts = urlsplit(self.url)
-        return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
+        return with_database(self.url, database)
 
     @property
     def admin_url(self) -> str:
@@ -71,21 +68,12 @@ class PgServer:
         """A new, empty database (or a copy of ``template``, which nobody may be connected
         to); its name."""
         name = f"th_bench_{label}_{secrets.token_hex(4)}"
-        conn = await asyncpg.connect(self.admin_url)
-        try:
-            copy = f' TEMPLATE "{template}"' if template else ""
-            await conn.execute(f'CREATE DATABASE "{name}"{copy}')
-        finally:
-            await conn.close()
+        await create_database(self.admin_url, name, template)
         return name
 
     async def drop(self, name: str) -> None:
         """Drop ``name``, ending any session still on it (a process that did not exit)."""
-        conn = await asyncpg.connect(self.admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(self.admin_url, name)
 
     @contextlib.asynccontextmanager
     async def database(self, label: str, template: str | None = None) -> AsyncIterator[str]:

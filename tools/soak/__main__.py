@@ -27,6 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.settings import PROJECT_ROOT, load_settings
+from service.store.postgres.admin import (
+    create_database,
+    drop_database,
+    with_database,
+)
+from service.store.postgres.admin import (
+    is_postgres_url as is_postgres,
+)
 from tools.soak import checks_delivery, checks_tasks, db, logs
 from tools.soak.accounts import create_accounts, customers, register
 from tools.soak.api import Api
@@ -38,14 +46,7 @@ from tools.soak.garbage import Garbage
 from tools.soak.ingress import Ingress
 from tools.soak.load import Load
 from tools.soak.plan import Plan
-from tools.soak.postgres import (
-    OwnedServer,
-    create_database,
-    drop_database,
-    fresh_name,
-    is_postgres,
-    with_database,
-)
+from tools.soak.postgres import OwnedServer, fresh_name
 from tools.soak.processes import Ports, Secrets, Service, service_env
 from tools.soak.receivers import Receiver
 from tools.soak.report import Check, Report

@@ -25,44 +25,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 from tools.soak.processes import free_port
 
 
-def is_postgres(url: str | None) -> bool:
-    return url is not None and url.startswith(("postgresql://", "postgres://"))
-
-
-def with_database(url: str, name: str) -> str:
-    """``url`` naming database ``name`` instead of whatever it named."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
 def fresh_name() -> str:
     return f"th_soak_{secrets.token_hex(4)}"
-
-
-async def create_database(server_url: str, name: str) -> str:
-    """A new empty database on the server; its URL."""
-    conn = await asyncpg.connect(with_database(server_url, "postgres"), timeout=10)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(server_url, name)
-
-
-async def drop_database(server_url: str, name: str) -> None:
-    """Drop it, throwing out whoever is still connected (the processes are stopped by now)."""
-    conn = await asyncpg.connect(with_database(server_url, "postgres"), timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def _bindir() -> Path:
