@@ -9,6 +9,8 @@ turns an exception that escapes the app into the 500 a real server would send, n
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,8 +22,7 @@ from service.settings import Settings, load_settings
 from tests import backends
 from tests.conftest import EXTERNAL_PROVIDERS, settings_env
 from tests.cut_proxy import CutProxy, cut_proxy
-from tests.faults.throwaway_pg import ThrowawayServer
-from tests.faults.throwaway_pg import available as throwaway_available
+from tools.soak.postgres import OwnedServer
 
 #: what bounds a request while the database hangs: the pool's timeouts, with room to spare
 HANG_BOUND_S = 15.0
@@ -49,14 +50,18 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-def throwaway_pg() -> Iterator[ThrowawayServer]:
-    """A PostgreSQL server of this session's own, running, that tests may stop and start."""
-    why = throwaway_available()
-    if why is not None:
-        pytest.skip(f"no throwaway PostgreSQL: {why}")
-    server = ThrowawayServer()
+def throwaway_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnedServer]:
+    """A PostgreSQL server of this session's own (the soak's ``OwnedServer``), running, that
+    tests may stop and start; the shared server is never touched."""
+    # Under /tmp, not pytest's 0700 tree: the server runs as postgres and must reach its dir.
+    directory = Path(tempfile.mkdtemp(prefix="th_pgfault_"))
+    server = OwnedServer(directory, keep_log=tmp_path_factory.mktemp("pg") / "server.log")
     try:
-        server.start()
+        backends.run_sync(server.create())
+    except RuntimeError as exc:  # no server binaries here
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.skip(f"no throwaway PostgreSQL: {exc}")
+    try:
         yield server
     finally:
-        server.remove()
+        backends.run_sync(server.remove())

@@ -8,28 +8,21 @@ import asyncio
 import secrets
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from service.store.postgres.admin import with_database
+from service.store.postgres.admin import create_database
 from tests.faults.live import Load, check_nothing_lost, live_app
-from tests.faults.throwaway_pg import ThrowawayServer
+from tools.soak.postgres import OwnedServer
 
 pytestmark = pytest.mark.postgres_only
 
 
-async def fresh_database(server: ThrowawayServer) -> str:
-    name = f"th_pgfault_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(server.url, timeout=5)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(server.url, name)
+async def fresh_database(server: OwnedServer) -> str:
+    return await create_database(server.url, f"th_pgfault_{secrets.token_hex(4)}")
 
 
 async def test_a_server_restart_under_load_loses_nothing_and_heals(
-    tmp_path: Path, throwaway_pg: ThrowawayServer
+    tmp_path: Path, throwaway_pg: OwnedServer
 ) -> None:
     url = await fresh_database(throwaway_pg)
     async with live_app(tmp_path, url) as live:
@@ -38,14 +31,13 @@ async def test_a_server_restart_under_load_loses_nothing_and_heals(
         try:
             async with load.running(clients=6):
                 await asyncio.sleep(1.5)
-                await asyncio.to_thread(throwaway_pg.stop)
+                await throwaway_pg.stop("fast")
                 await asyncio.sleep(1.0)
-                await asyncio.to_thread(throwaway_pg.start)
+                await throwaway_pg.start()
                 before = len(load.acked)
                 await asyncio.sleep(2.5)
         finally:
-            if not (throwaway_pg.data / "postmaster.pid").exists():
-                throwaway_pg.start()  # for the next test, whatever this one did
+            await throwaway_pg.start()  # running for the next test, whatever this one did
         assert len(load.acked) > before, "no task was accepted after the restart"
         assert (await live.http.get("/readyz")).status_code == 200
         await check_nothing_lost(live, load)
