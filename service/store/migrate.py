@@ -28,6 +28,17 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
+    @property
+    def label(self) -> str:
+        return f"{self.version:04d}_{self.name}"
+
+    def refuse_if_edited(self, applied_checksum: str) -> None:
+        """Raise if the file differs from the text a database already applied."""
+        if applied_checksum != self.checksum:
+            raise StoreError(
+                f"migration {self.label} changed after it was applied; add a new migration instead"
+            )
+
 
 def available(package: str = "service.store.migrations") -> list[Migration]:
     """The migrations shipped in ``package`` (SQLite's by default), in version order."""
@@ -47,7 +58,7 @@ def pending(conn: sqlite3.Connection) -> list[str]:
     done = (
         {r[0] for r in conn.execute("SELECT version FROM schema_migrations")} if exists else set()
     )
-    return [f"{m.version:04d}_{m.name}" for m in available() if m.version not in done]
+    return [m.label for m in available() if m.version not in done]
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
@@ -62,11 +73,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     done = []
     for migration in available():
         if migration.version in applied:
-            if applied[migration.version][1] != migration.checksum:
-                raise StoreError(
-                    f"migration {migration.version:04d}_{migration.name} changed after it was "
-                    "applied; add a new migration instead"
-                )
+            migration.refuse_if_edited(applied[migration.version][1])
             continue
         # Safe to format: the name matched [a-z0-9_]+ and the checksum is hex.
         record = (
@@ -80,5 +87,5 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        done.append(f"{migration.version:04d}_{migration.name}")
+        done.append(migration.label)
     return done

@@ -13,7 +13,6 @@ import time
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from service.errors import StoreError
 from service.store.migrate import available
 
 #: the advisory lock key migrations hold (an arbitrary constant: "taskhook" in ASCII, folded)
@@ -33,7 +32,7 @@ async def pending(conn: Connection) -> list[str]:
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     rows = await conn.fetch("SELECT version FROM schema_migrations") if exists else []
     done = {row["version"] for row in rows}
-    return [f"{m.version:04d}_{m.name}" for m in available(PACKAGE) if m.version not in done]
+    return [m.label for m in available(PACKAGE) if m.version not in done]
 
 
 async def migrate(conn: Connection) -> list[str]:
@@ -51,13 +50,8 @@ async def migrate(conn: Connection) -> list[str]:
         rows = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
         applied = {row["version"]: row["checksum"] for row in rows}
         for migration in available(PACKAGE):
-            label = f"{migration.version:04d}_{migration.name}"
             if migration.version in applied:
-                if applied[migration.version] != migration.checksum:
-                    raise StoreError(
-                        f"migration {label} changed after it was applied; add a new migration"
-                        " instead"
-                    )
+                migration.refuse_if_edited(applied[migration.version])
                 continue
             async with conn.transaction():  # a savepoint: one migration, all or nothing
                 await conn.execute(migration.sql, timeout=MIGRATION_TIMEOUT_S)
@@ -69,5 +63,5 @@ async def migrate(conn: Connection) -> list[str]:
                     migration.checksum,
                     time.time_ns() // 1_000_000,
                 )
-            done.append(label)
+            done.append(migration.label)
     return done
