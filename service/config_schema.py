@@ -194,8 +194,23 @@ SCHEMA: dict[str, dict[str, Convert]] = {
     },
     "retention": {
         "max_age_days": _integer(1, 36500),
+        "asset_max_age_days": _integer(0, 36500),
         "interval_seconds": _integer(1, 7 * 86400),
         "batch_size": _integer(1, 100_000),
+    },
+    "assets": {
+        "store": _choice("file", "s3"),
+        "allowed_networks": _networks,
+        "max_bytes": _integer(1024, 1024 * 1024 * 1024),
+        "max_upload_bytes": _integer(1024, 1024 * 1024 * 1024),
+        "url_ttl_seconds": _integer(60, 365 * 86400),
+        "download_timeout_seconds": _integer(1, 3600),
+        "download_attempts": _integer(1, 100),
+        "backoff_base_ms": _integer(1, 3_600_000),
+        "backoff_max_ms": _integer(1, 86_400_000),
+        "concurrency": _integer(1, 1000),
+        "batch_size": _integer(1, 1000),
+        "lease_seconds": _integer(1, 86400),
     },
     "simulator": {
         "enabled": _flag,

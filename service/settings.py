@@ -169,6 +169,41 @@ class RetentionSettings:
     max_age_days: int
     interval_seconds: int
     batch_size: int
+    #: asset bytes older than this are deleted (the metadata stays); 0 keeps them forever
+    asset_max_age_days: int = 30
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where ``[assets] store = "s3"`` keeps the bytes (``TASKHOOK_S3_*``)."""
+
+    bucket: str
+    endpoint_url: str | None = None
+    prefix: str = ""
+    region: str = "us-east-1"
+    access_key_id: Secret | None = None
+    secret_access_key: Secret | None = None
+
+
+@dataclass(frozen=True)
+class AssetSettings:
+    """``[assets]``: the mirrored results and uploads taskhook keeps (see ``service.assets``)."""
+
+    store: str
+    #: CIDRs a result may be downloaded from although the endpoints' SSRF policy refuses them
+    allowed_networks: tuple[str, ...]
+    max_bytes: int
+    max_upload_bytes: int
+    url_ttl_seconds: int
+    download_timeout_seconds: int
+    download_attempts: int
+    backoff_base_ms: int
+    backoff_max_ms: int
+    concurrency: int
+    batch_size: int
+    lease_seconds: int
+    #: set when ``store = "s3"``
+    s3: S3Settings | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +252,7 @@ class Settings:
     workers: WorkerSettings
     delivery: DeliverySettings
     retention: RetentionSettings
+    assets: AssetSettings
     simulator: SimulatorSettings
     #: kie, banana2, nanobananapro: present only when their TASKHOOK_<NAME>_BASE_URL is set
     providers: Mapping[str, ProviderConfig]
@@ -328,6 +364,7 @@ def _build(path: Path, v: dict[str, dict[str, Any]], env: Mapping[str, str]) -> 
         workers=WorkerSettings(**v["workers"]),
         delivery=DeliverySettings(**v["delivery"]),
         retention=RetentionSettings(**v["retention"]),
+        assets=_asset_settings(env, v["assets"]),
         simulator=SimulatorSettings(
             **v["simulator"],
             secret=_simulator_secret(env, secret_key),
@@ -358,6 +395,28 @@ def _api_settings(values: dict[str, Any]) -> ApiSettings:
     if rate and burst // rate > 86400:
         raise ConfigError("api.rate_limit_burst: at most a day's worth of api.rate_limit")
     return api
+
+
+def _asset_settings(env: Mapping[str, str], values: dict[str, Any]) -> AssetSettings:
+    s3 = None
+    if values["store"] == "s3":
+        bucket = env.get("TASKHOOK_S3_BUCKET", "").strip()
+        if not bucket:
+            raise ConfigError('assets.store = "s3" needs TASKHOOK_S3_BUCKET')
+        endpoint = env.get("TASKHOOK_S3_ENDPOINT_URL", "").strip() or None
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise ConfigError("TASKHOOK_S3_ENDPOINT_URL: must be an http(s) URL")
+        key_id = env.get("TASKHOOK_S3_ACCESS_KEY_ID")
+        secret = env.get("TASKHOOK_S3_SECRET_ACCESS_KEY")
+        s3 = S3Settings(
+            bucket=bucket,
+            endpoint_url=endpoint.rstrip("/") if endpoint else None,
+            prefix=env.get("TASKHOOK_S3_PREFIX", "").strip().strip("/"),
+            region=env.get("TASKHOOK_S3_REGION", "").strip() or "us-east-1",
+            access_key_id=Secret(key_id) if key_id else None,
+            secret_access_key=Secret(secret) if secret else None,
+        )
+    return AssetSettings(**values, s3=s3)
 
 
 _EXTERNAL_PROVIDERS = ("kie", "banana2", "nanobananapro")
