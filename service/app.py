@@ -14,8 +14,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
+from service.assets.keeper import Assets, asset_links, build_assets
+from service.assets.mirror import Mirror
 from service.core.clock import Clock, system_clock
 from service.core.secretbox import SecretBox
+from service.core.tasks import Linker
 from service.core.tokens import CallbackTokens
 from service.delivery.sender import Sender
 from service.delivery.ssrf import TargetPolicy
@@ -124,7 +127,9 @@ def build_upstream(
     client: httpx.AsyncClient,
     clock: Clock,
     notify: Callable[[], None] = lambda: None,
+    link: Linker | None = None,
 ) -> Upstream:
+    """``link`` mints result links for events (default: signed with the settings' keys)."""
     keys = [k.reveal() for k in (*settings.previous_secret_keys, settings.secret_key)]
     return Upstream(
         store=store,
@@ -133,6 +138,7 @@ def build_upstream(
         settings=settings.upstream,
         public_base=settings.service.public_base,
         clock=clock,
+        link=asset_links(settings, clock).url if link is None else link,
         notify=notify,
     )
 
@@ -145,10 +151,12 @@ class Background:
     workers: Workers
     sender: Sender
     waker: Waker
+    assets: Assets
 
     async def close(self) -> None:
         await self.workers.stop()
         await self.sender.close()
+        await self.assets.close()
 
 
 def build_background(
@@ -163,15 +171,17 @@ def build_background(
     shows it; ``worker`` alone has no ``/metrics`` and passes none). ``forward``: wakes a
     worker in another process too (see ``Waker``)."""
     waker = Waker(forward)
-    upstream = build_upstream(settings, store, client, clock, waker.wake_delivery)
+    assets = build_assets(settings, clock)
+    upstream = build_upstream(settings, store, client, clock, waker.wake_delivery, assets.links.url)
     sender = Sender(
         settings.delivery, TargetPolicy.from_settings(settings.delivery.allowed_networks)
     )
     metrics = Metrics() if metrics is None else metrics
     delivery = DeliveryWorker(store, sender, settings.delivery, clock, metrics=metrics)
-    retention = Retention(store, settings.retention, clock)
-    workers = Workers(upstream, delivery, settings.workers, waker, retention)
-    return Background(upstream, workers, sender, waker)
+    retention = Retention(store, settings.retention, clock, assets.store)
+    mirror = Mirror(upstream, assets)
+    workers = Workers(upstream, delivery, settings.workers, waker, retention, mirror)
+    return Background(upstream, workers, sender, waker, assets)
 
 
 def fleet_listener(settings: Settings, waker: Waker) -> PgWakeListener | None:
@@ -220,6 +230,7 @@ def task_policy(
         moderation=settings.moderation,
         idempotency_ttl_ms=settings.api.idempotency_ttl_seconds * 1000,
         external_moderation=external_moderation,
+        public_base=settings.service.public_base,
     )
 
 
@@ -323,6 +334,7 @@ def create_app(
             targets=TargetPolicy.from_settings(settings.delivery.allowed_networks),
             secret_overlap_ms=settings.delivery.secret_overlap_seconds * 1000,
         ),
+        assets=background.assets,
         limiter=limiter,
     )
     app.state.metrics = metrics

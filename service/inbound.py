@@ -134,10 +134,11 @@ async def _apply_callback(
         refused = insert and _names_another(task, update)
         if not refused:
             record = replace(record, account_id=task.account_id)
-            task, transition = await apply_update(
+            applied = await apply_update(
                 tx, task, update.change_for(task), now, kind=EntryKind.CALLBACK, source=source,
-                next_check=lambda applied: up.next_check(applied, now), logged=False,
+                link=up.link, next_check=lambda moved: up.next_check(moved, now), logged=False,
             )  # fmt: skip
+            task, transition = applied.task, applied.transition
             outcome = transition.outcome.value
             applied_at = now if transition.outcome is Outcome.APPLIED else record.applied_at
             done = replace(record, outcome=outcome, detail=transition.reason, applied_at=applied_at)

@@ -34,6 +34,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from service.assets.store import AssetStore
 from service.core.clock import Clock
 from service.logs import get_logger
 from service.settings import RetentionSettings
@@ -60,10 +61,12 @@ def retention_cutoff(now_ms: int, max_age_days: int) -> int:
 class Purged:
     events: int
     callbacks: int
+    #: assets whose bytes went (``[retention] asset_max_age_days``)
+    assets: int = 0
 
     @property
     def total(self) -> int:
-        return self.events + self.callbacks
+        return self.events + self.callbacks + self.assets
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class Retention:
     store: Store
     settings: RetentionSettings
     clock: Clock
+    #: where asset bytes are deleted from (``None``: assets are not purged)
+    assets: AssetStore | None = None
     owner: str = field(default_factory=process_name)
 
     @property
@@ -95,10 +100,30 @@ class Retention:
         limit = self.settings.batch_size
         events = await self._batches(lambda tx: tx.purge_event_payloads(cutoff, now, limit))
         callbacks = await self._batches(lambda tx: tx.purge_callback_bodies(cutoff, now, limit))
-        purged = Purged(events, callbacks)
+        assets = await self._purge_assets(now)
+        purged = Purged(events, callbacks, assets)
         if purged.total:
-            log.info("retention.purged", events=events, callbacks=callbacks, cutoff_ms=cutoff)
+            log.info("retention.purged", events=events, callbacks=callbacks, assets=assets,
+                     cutoff_ms=cutoff)  # fmt: skip
         return purged
+
+    async def _purge_assets(self, now: int) -> int:
+        """Mark old assets purged, batch by batch, and delete each blob once no live asset
+        names it (identical bytes are kept once, for every asset that has them)."""
+        days = self.settings.asset_max_age_days
+        if self.assets is None or days == 0:
+            return 0
+        cutoff = retention_cutoff(now, days)
+        total = 0
+        while True:
+            async with self.store.transaction() as tx:
+                marked, orphans = await tx.purge_assets(cutoff, now, self.settings.batch_size)
+            for key in orphans:
+                await self.assets.delete(key)
+            total += marked
+            if marked < self.settings.batch_size:
+                return total
+            await asyncio.sleep(0)
 
     async def _batches(self, purge: Callable[[Transaction], Awaitable[int]]) -> int:
         total = 0

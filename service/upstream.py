@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from service.core import credits, strictjson
+from service.core.assets import MirrorJob
 from service.core.clock import Clock
 from service.core.events import task_event
-from service.core.ids import new_id
+from service.core.ids import is_id, new_id
 from service.core.ledger import Change, Failure, Outcome, TaskStatus, Transition
 from service.core.ledger import apply as ledger_apply
+from service.core.mirroring import hold_success
 from service.core.retry import backoff_ms
-from service.core.tasks import Task
+from service.core.tasks import Linker, Task
 from service.core.timeline import EntryKind, TimelineEntry
 from service.core.tokens import CallbackTokens
 from service.errors import StoreBusy, StoreError, StoreUnavailable
@@ -46,6 +48,8 @@ class Upstream:
     settings: UpstreamSettings
     public_base: str
     clock: Clock
+    #: mints the signed links to kept results that task events carry
+    link: Linker
     rand: Callable[[], float] = field(default=random.random)
     #: called after a commit that may have written deliveries (wakes the delivery loop)
     notify: Callable[[], None] = field(default=lambda: None)
@@ -64,6 +68,17 @@ class Upstream:
         return now + self.settings.poll_interval_seconds * 1000
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What ``apply_update`` did: the task as it is now, the ledger's verdict, and whether the
+    task is now *held* — its provider succeeded and a mirror job keeps its results before it
+    may succeed (nobody should poll it meanwhile: the job owns it)."""
+
+    task: Task
+    transition: Transition
+    held: bool = False
+
+
 async def apply_update(
     tx: Transaction,
     task: Task,
@@ -72,14 +87,27 @@ async def apply_update(
     *,
     kind: EntryKind,
     source: str,
+    link: Linker,
     next_check: Callable[[Task], int | None] | None = None,
     logged: bool = True,
-) -> tuple[Task, Transition]:
+) -> Applied:
     """Run ``change`` through the ledger and write everything it causes, in ``tx``;
     ``next_check``, if given, also reschedules an updated task (when to look at it next).
+    A provider's success is first turned into a hold (``core.mirroring``): the task waits,
+    ``running``, for the mirror loop. ``link`` mints result links for the events.
     ``logged=False``: the caller puts the update on a line of its own (a callback's access
     line), rather than a ``task.update`` line here."""
-    transition = ledger_apply(task.state, change, now)
+    hold = hold_success(task.state, change)
+    transition = ledger_apply(task.state, hold.change, now)
+    held = False
+    if hold.sources and transition.outcome in (Outcome.APPLIED, Outcome.DUPLICATE):
+        job = MirrorJob(task.id, task.account_id, hold.sources, 0, now, now)
+        held = await tx.insert_mirror(job)
+        if held:
+            count = len(hold.sources)
+            reason = f"the provider succeeded; keeping {count} result{'s' * (count != 1)}"
+            transition = replace(transition, outcome=Outcome.APPLIED, reason=reason)
+            next_check = _never
     if transition.outcome is Outcome.APPLIED:
         refunded = task.refunded_credits
         if transition.refund_due:
@@ -94,8 +122,10 @@ async def apply_update(
             task, next_check_at=Keep.SCHEDULE if next_check is None else next_check(task)
         )
         if transition.event_type is not None:
-            event = task_event(new_id("evt", now), task, transition.event_type, now)
+            event = task_event(new_id("evt", now), task, transition.event_type, now, link)
             await record_event(tx, event, now)
+        if transition.refund_due and source != "mirror":
+            await tx.drop_mirror(task.id)  # failed another way while its results were fetched
     state = task.state
     await tx.insert_timeline(
         TimelineEntry(
@@ -109,7 +139,11 @@ async def apply_update(
             "task.update", task_id=task.id, source=source, outcome=str(transition.outcome),
             status=str(state.status), sequence=state.sequence,
         )  # fmt: skip
-    return task, transition
+    return Applied(task, transition, held)
+
+
+def _never(task: Task) -> None:
+    return None
 
 
 async def in_parallel(
@@ -158,7 +192,7 @@ async def submit_claimed(up: Upstream, claimed: Claimed) -> None:
         return
     url = up.callback_url(provider.name, task) if provider.accepts_callbacks else None
     try:
-        provider_task_id = await provider.submit(task, url)
+        provider_task_id = await provider.submit(with_upload_links(task, up.link), url)
     except ProviderRejected as exc:
         change = Change(TaskStatus.FAILED, failure=exc.failure)
     except ProviderRetryable as exc:
@@ -171,6 +205,15 @@ async def submit_claimed(up: Upstream, claimed: Claimed) -> None:
     else:
         change = Change(TaskStatus.SUBMITTED, provider_task_id=provider_task_id)
     await _finish_submission(up, claimed, change, attempts)
+
+
+def with_upload_links(task: Task, link: Linker) -> Task:
+    """The task as a provider sees it: each upload in ``images`` as a fresh signed link it can
+    fetch (the task itself keeps the ids)."""
+    if not any(is_id(image, "upl") for image in task.spec.images):
+        return task
+    images = tuple(link(i) if is_id(i, "upl") else i for i in task.spec.images)
+    return replace(task, spec=replace(task.spec, images=images))
 
 
 async def _retry_submission(
@@ -206,9 +249,11 @@ async def _finish_submission(up: Upstream, claimed: Claimed, change: Change, att
             current = await tx.get_task_by_id(claimed.task.id)
             if current is None:
                 return
-            task, _ = await apply_update(
-                tx, current, change, now, kind=EntryKind.STATE_CHANGE, source="submitter"
-            )
+            applied = await apply_update(
+                tx, current, change, now, kind=EntryKind.STATE_CHANGE, source="submitter",
+                link=up.link,
+            )  # fmt: skip
+            task = applied.task
             released = await tx.release_task(
                 claimed, up.next_check(task, now), submit_attempts=attempts, submitted_at=now
             )
@@ -256,10 +301,15 @@ async def poll_claimed(up: Upstream, claimed: Claimed) -> None:
         current = await tx.get_task_by_id(task.id)
         if current is None:
             return
+        held = False
         if change is not None:
-            current, _ = await apply_update(tx, current, change, now, kind=kind, source=source)
+            applied = await apply_update(
+                tx, current, change, now, kind=kind, source=source, link=up.link
+            )
+            current, held = applied.task, applied.held
         poll_ms = up.settings.poll_interval_seconds * 1000
-        await tx.release_task(claimed, None if current.state.status.terminal else now + poll_ms)
+        done = held or current.state.status.terminal  # a held task is the mirror job's
+        await tx.release_task(claimed, None if done else now + poll_ms)
     up.notify()
 
 

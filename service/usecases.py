@@ -6,7 +6,7 @@ web routes and the workers share one implementation of every operation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from service.core import credits
@@ -19,7 +19,13 @@ from service.core.ledger import Outcome, initial_state
 from service.core.moderation import Ruleset
 from service.core.pagination import PageRequest
 from service.core.pricing import PricingTable
-from service.core.tasks import Task, parse_task_request, request_fingerprint
+from service.core.tasks import (
+    Task,
+    TaskSpec,
+    parse_task_request,
+    request_fingerprint,
+    upload_reference,
+)
 from service.core.timeline import EntryKind, TimelineEntry
 from service.errors import (
     IdempotencyConflict,
@@ -55,6 +61,8 @@ class TaskPolicy:
     idempotency_ttl_ms: int
     #: the second moderation stage, when one is configured
     external_moderation: ExternalModeration | None = None
+    #: taskhook's public base URL: its own links to uploads are recognised in ``images``
+    public_base: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ async def submit_task(
         providers=policy.tasks.providers,
         default_provider=policy.tasks.default_provider,
     )
+    spec = await resolve_uploads(store, spec, account_id, policy.public_base)
     screening = await screen_prompt(
         spec.prompt,
         policy.moderation,
@@ -154,6 +163,27 @@ async def submit_task(
                 IdempotencyRecord(account_id, idempotency_key, fingerprint, task.id, now)
             )
     return Submitted(task, replayed=False)
+
+
+async def resolve_uploads(
+    reads: Reads, spec: TaskSpec, account_id: str, public_base: str
+) -> TaskSpec:
+    """Name each upload in ``images`` by its id (a link to it expires; the id does not), once
+    it is known to be the account's and still kept; 422 on ``images`` otherwise."""
+    images = []
+    for image in spec.images:
+        upload_id = upload_reference(image, public_base)
+        if upload_id is not None:
+            asset = await reads.get_asset(upload_id)
+            if asset is None or asset.account_id != account_id or asset.kind != "upload":
+                raise ValidationFailed(f"No such upload: {upload_id}.", field="images")
+            if asset.purged_at is not None:
+                raise ValidationFailed(
+                    f"Upload {upload_id} has expired; upload the image again.", field="images"
+                )
+            image = upload_id
+        images.append(image)
+    return replace(spec, images=tuple(images)) if spec.images else spec
 
 
 async def _check_in_flight(reads: Reads, account_id: str, cap: int) -> None:

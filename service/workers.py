@@ -1,4 +1,5 @@
-"""The background loops: the submitter, the reconciler, the delivery worker and retention.
+"""The background loops: the submitter, the reconciler, the delivery worker, the mirror loop
+(which keeps results: ``service.assets.mirror``) and retention.
 
 Each loop claims a batch, works it, and sleeps until woken (this process just committed work
 for it) or until ``idle_poll_ms`` passes (work committed by another process, or a deadline that
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+from service.assets.mirror import Mirror
 from service.delivery.worker import DeliveryWorker
 from service.errors import StoreBusy, StoreUnavailable
 from service.logs import get_logger
@@ -44,18 +46,23 @@ class Waker:
     def __init__(self, forward: Callable[[bytes], None] | None = None) -> None:
         self.submitter = asyncio.Event()
         self.delivery = asyncio.Event()
+        #: the mirror loop: a callback or poll that was a provider's success queued a job
+        self.mirror = asyncio.Event()
         self._forward = forward
 
     def wake(self) -> None:
         """A task was queued (and its event written): both loops have work."""
         self.submitter.set()
         self.delivery.set()
+        self.mirror.set()
         if self._forward is not None:
             self._forward(SUBMITTER)
 
     def wake_delivery(self) -> None:
-        """Deliveries were written (a callback, a poll, a ping): the submitter has nothing new."""
+        """Deliveries were written (a callback, a poll, a ping) and perhaps a mirror job: the
+        submitter has nothing new."""
         self.delivery.set()
+        self.mirror.set()
         if self._forward is not None:
             self._forward(DELIVERY)
 
@@ -68,8 +75,10 @@ class Workers:
         settings: WorkerSettings,
         waker: Waker,
         retention: Retention | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self._up = up
+        self._mirror = mirror
         self._delivery = delivery
         self._settings = settings
         self._waker = waker
@@ -89,6 +98,11 @@ class Workers:
              self._waker.delivery,
              self._delivery.settings.batch_size, idle_s),
         ]  # fmt: skip
+        if self._mirror is not None:
+            loops.append(
+                ("mirror", self._mirror.mirror_due, self._waker.mirror,
+                 self._mirror.batch_size, idle_s)
+            )  # fmt: skip
         if self._retention is not None:
             # A round purges all that is due, so it never goes again at once (full = 0).
             loops.append(

@@ -28,6 +28,7 @@ from service.store.base import Store
 from service.usecases import create_account, create_api_key
 from service.web.context import Services
 from tests import backends
+from tests.image_server import ImageServer, shared
 
 if TYPE_CHECKING:  # the harness module imports this one
     from tests.upstream.test_callback_rejections import Harness
@@ -200,3 +201,9 @@ def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
     yield
     structlog.reset_defaults()
     logging.getLogger().handlers.clear()
+
+
+@pytest.fixture(scope="session")
+def image_server() -> ImageServer:
+    """A provider's image host on loopback (``tests.image_server``), for the whole session."""
+    return shared()

@@ -11,7 +11,7 @@ from typing import Any
 
 from service.core import compactjson
 from service.core.clock import to_rfc3339
-from service.core.tasks import Task, task_object
+from service.core.tasks import Linker, Task, task_object
 
 EVENT_TYPES = (
     "task.queued",
@@ -40,9 +40,11 @@ def envelope(event_type: str, data: dict[str, Any], now_ms: int) -> str:
     return compactjson.dumps(body)
 
 
-def task_event(event_id: str, task: Task, event_type: str, now_ms: int) -> Event:
+def task_event(
+    event_id: str, task: Task, event_type: str, now_ms: int, link: Linker | None = None
+) -> Event:
     """The event for a task's new status; its data is the task object, with its ``sequence``."""
     if event_type not in EVENT_TYPES or not event_type.startswith("task."):
         raise ValueError(f"not a task event type: {event_type!r}")
-    payload = envelope(event_type, task_object(task), now_ms)
+    payload = envelope(event_type, task_object(task, link), now_ms)
     return Event(event_id, task.account_id, event_type, task.id, payload, now_ms)

@@ -16,7 +16,22 @@ _SHIFTS = range(120, -1, -10)
 _BODY = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 PREFIXES = frozenset(
-    {"acct", "key", "task", "evt", "ep", "dlv", "cb", "att", "cred", "tl", "mod", "req"}
+    {
+        "acct",
+        "key",
+        "task",
+        "evt",
+        "ep",
+        "dlv",
+        "cb",
+        "att",
+        "cred",
+        "tl",
+        "mod",
+        "req",
+        "ast",
+        "upl",
+    }
 )
 
 

@@ -52,10 +52,22 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Result:
+    """One image of a task. As the provider reports it, only ``url`` (the provider's link) and
+    what the task asked for; once kept by taskhook (``service.assets``), also the asset it is
+    stored as, what the file itself says (type, size) and where it came from."""
+
     url: str
     content_type: str
     width: int
     height: int
+    asset_id: str | None = None
+    source_url: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+
+    @property
+    def kept(self) -> bool:
+        return self.asset_id is not None
 
 
 @dataclass(frozen=True)

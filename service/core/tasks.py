@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from service.core.clock import to_rfc3339
-from service.core.ledger import TaskState
+from service.core.ids import is_id
+from service.core.ledger import Result, TaskState
 from service.errors import ValidationFailed
 
 ASPECT_RATIOS = ("1:1", "3:2", "2:3", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "auto")
@@ -29,6 +30,8 @@ MAX_IMAGE_URL = 2048
 #: The API accepts exactly these, so what the document allows is what a request may send.
 IMAGE_URL_PATTERN = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"
 _IMAGE_URL = re.compile(IMAGE_URL_PATTERN)
+#: an upload's id, which ``images`` also takes (``POST /v1/uploads``)
+UPLOAD_ID_PATTERN = "^upl_[0-9A-HJKMNP-TV-Z]{26}$"
 MAX_METADATA_BYTES = 4096
 MAX_SEED = 2**32 - 1
 _FIELDS = frozenset(
@@ -154,19 +157,33 @@ def _images(value: object) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise ValidationFailed("images must be a list of URLs.", field="images")
+        raise ValidationFailed("images must be a list of URLs or upload ids.", field="images")
     if not value or len(value) > MAX_IMAGES:
         raise ValidationFailed(
             f"images takes 1 to {MAX_IMAGES} URLs; leave it out for text-to-image.",
             field="images",
         )
     for url in value:
-        if not _is_http_url(url):
+        if not (_is_http_url(url) or (isinstance(url, str) and is_id(url, "upl"))):
             raise ValidationFailed(
-                f"images must hold http(s) URLs of at most {MAX_IMAGE_URL} characters.",
+                f"images must hold http(s) URLs of at most {MAX_IMAGE_URL} characters"
+                " or upload ids (upl_…).",
                 field="images",
             )
     return tuple(value)
+
+
+def upload_reference(image: str, public_base: str) -> str | None:
+    """The upload an ``images`` entry names — its id, or taskhook's own link to it — else
+    ``None`` (a URL somewhere else, for the provider to fetch)."""
+    if is_id(image, "upl"):
+        return image
+    prefix = public_base.rstrip("/") + "/assets/"
+    if public_base and image.startswith(prefix):
+        candidate = image[len(prefix) :].split("?", 1)[0]
+        if is_id(candidate, "upl"):
+            return candidate
+    return None
 
 
 def storable_text(text: str) -> bool:
@@ -228,8 +245,33 @@ def request_fingerprint(body: object) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def task_object(task: Task) -> dict[str, Any]:
-    """The contract's task object (also the ``data`` of every task event)."""
+#: mints a fresh signed link to an asset (``service.assets.links.AssetLinks.url``)
+Linker = Callable[[str], str]
+
+
+def result_object(result: Result, link: Linker | None) -> dict[str, Any]:
+    """A result as the contract shows it: ``url`` is taskhook's own fresh link to the kept
+    image; a result kept before taskhook mirrored images shows the provider's link."""
+    if result.asset_id is not None:
+        if link is None:
+            raise ValueError("a kept result needs a link minter to be shown")
+        url = link(result.asset_id)
+    else:
+        url = result.url
+    return {
+        "url": url,
+        "source_url": result.source_url or result.url,
+        "content_type": result.content_type,
+        "width": result.width,
+        "height": result.height,
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+    }
+
+
+def task_object(task: Task, link: Linker | None = None) -> dict[str, Any]:
+    """The contract's task object (also the ``data`` of every task event); ``link`` mints the
+    results' links (needed once a task has kept results)."""
     state = task.state
     return {
         "id": task.id,
@@ -242,10 +284,7 @@ def task_object(task: Task) -> dict[str, Any]:
         "type": task.spec.type,
         "prompt": task.spec.prompt,
         "params": task.spec.params,
-        "results": [
-            {"url": r.url, "content_type": r.content_type, "width": r.width, "height": r.height}
-            for r in state.results
-        ],
+        "results": [result_object(r, link) for r in state.results],
         "failure": (
             {"code": state.failure.code, "message": state.failure.message}
             if state.failure

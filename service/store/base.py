@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from service.core.assets import Asset, ClaimedMirror, MirrorJob
 from service.core.credits import CreditEntry
 from service.core.endpoints import Endpoint
 from service.core.events import Event
@@ -266,6 +267,14 @@ class Reads(Protocol):
         those whose payload retention has purged."""
         ...
 
+    async def get_asset(self, asset_id: str) -> Asset | None:
+        """An asset whatever its account: its signed link is the credential."""
+        ...
+
+    async def blob_referenced(self, sha256: str) -> bool:
+        """True while a live (unpurged) asset keeps the blob ``sha256``."""
+        ...
+
 
 class Transaction(Reads, Protocol):
     """Writes, all committed together or not at all."""
@@ -355,6 +364,33 @@ class Transaction(Reads, Protocol):
         ...
 
     async def insert_attempts(self, attempts: Sequence[Attempt]) -> None: ...
+    async def insert_asset(self, asset: Asset) -> None: ...
+    async def purge_assets(self, cutoff_ms: int, now_ms: int, limit: int) -> tuple[int, list[str]]:
+        """Retention: mark up to ``limit`` assets created before ``cutoff_ms`` purged, oldest
+        first; returns how many, and the blob keys no live asset references any more."""
+        ...
+
+    async def insert_mirror(self, job: MirrorJob) -> bool:
+        """Queue a task's results for keeping; False if the task already has a job."""
+        ...
+
+    async def claim_due_mirrors(
+        self, now_ms: int, lease_ms: int, limit: int
+    ) -> list[ClaimedMirror]: ...
+    async def retry_mirror(
+        self, claimed: ClaimedMirror, next_attempt_at: int, attempts: int, error: str
+    ) -> bool:
+        """Give a claimed job back to try again at ``next_attempt_at``; False if lost."""
+        ...
+
+    async def finish_mirror(self, claimed: ClaimedMirror) -> bool:
+        """Delete a settled job; False if the claim was lost (the transaction must not
+        commit what it did with the job)."""
+        ...
+
+    async def drop_mirror(self, task_id: str) -> None:
+        """Forget the task's job whoever holds it (the task finished another way)."""
+        ...
 
 
 class Store(Reads, Protocol):
@@ -420,4 +456,14 @@ class Store(Reads, Protocol):
         self, delivery_id: str, after_id: str | None, limit: int
     ) -> list[Attempt]:
         """Up to ``limit + 1`` attempts in the order made, after the attempt ``after_id``."""
+        ...
+
+    async def claim_due_mirrors(
+        self, now_ms: int, lease_ms: int, limit: int
+    ) -> list[ClaimedMirror]:
+        """Lease up to ``limit`` mirror jobs that are due and not leased, oldest due first."""
+        ...
+
+    async def count_mirrors(self) -> int:
+        """Mirror jobs waiting (the mirror queue's depth)."""
         ...

@@ -15,6 +15,7 @@ from service.core.ledger import Outcome, TaskStatus
 from service.core.pagination import PageRequest
 from service.core.timeline import EntryKind as TimelineKind
 from service.core.timeline import TimelineEntry
+from service.store.asset_queries import AssetQueries
 from service.store.base import Account, ApiKey, IdempotencyRecord
 from service.store.delivery_queries import DeliveryQueries
 from service.store.event_queries import EventQueries
@@ -23,10 +24,13 @@ from service.store.ops_queries import OpsQueries
 from service.store.task_queries import TaskQueries
 
 
-class Queries(TaskQueries, DeliveryQueries, EventQueries, OpsQueries, ModerationQueries):
+class Queries(
+    TaskQueries, DeliveryQueries, EventQueries, OpsQueries, ModerationQueries, AssetQueries
+):
     """Every query, on one connection (see ``TaskQueries`` for tasks and callbacks,
     ``DeliveryQueries`` for endpoints, deliveries and attempts, ``EventQueries`` for the event
-    log and replays, ``ModerationQueries`` for the moderation decisions)."""
+    log and replays, ``ModerationQueries`` for the moderation decisions, ``AssetQueries`` for kept
+    images and mirror jobs)."""
 
     # -- accounts and keys -------------------------------------------------------------------
 

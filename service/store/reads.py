@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from service.core.assets import Asset, ClaimedMirror
 from service.core.credits import CreditEntry
 from service.core.endpoints import Endpoint
 from service.core.events import Event
@@ -169,3 +170,18 @@ class QueryStore:
         self, delivery_id: str, after_id: str | None, limit: int
     ) -> list[Attempt]:
         return await self._r.list_attempts_after(delivery_id, after_id, limit)
+
+    async def get_asset(self, asset_id: str) -> Asset | None:
+        return await self._r.get_asset(asset_id)
+
+    async def blob_referenced(self, sha256: str) -> bool:
+        return await self._r.blob_referenced(sha256)
+
+    async def claim_due_mirrors(
+        self, now_ms: int, lease_ms: int, limit: int
+    ) -> list[ClaimedMirror]:
+        async with self._writing(durable=False) as tx:  # a lease, safe to lose
+            return await tx.claim_due_mirrors(now_ms, lease_ms, limit)
+
+    async def count_mirrors(self) -> int:
+        return await self._r.count_mirrors()

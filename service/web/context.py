@@ -8,6 +8,7 @@ from typing import Any, cast
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from service.assets.keeper import Assets
 from service.core.clock import Clock
 from service.core.pagination import next_cursor
 from service.endpoints import EndpointPolicy
@@ -32,6 +33,8 @@ class Services:
     #: ``wake_delivery()`` for deliveries alone (a replay, a recovery, a ping)
     waker: Waker
     endpoints: EndpointPolicy
+    #: the asset store, its signed links and the downloader (``service.assets``)
+    assets: Assets
     #: per-API-key request limits (``None``: ``[api] rate_limit = 0``, no limit)
     limiter: KeyLimiter | None = None
 

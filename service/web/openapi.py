@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from service.core.ledger import TaskStatus
 from service.core.pagination import CURSOR_PATTERN
+from service.web.openapi_assets import asset_paths, asset_schemas
 from service.web.openapi_events import event_paths, event_schemas
 from service.web.openapi_limits import with_rate_limits
 from service.web.openapi_moderation import moderation_paths, moderation_schemas
@@ -144,6 +145,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
                 **component_schemas(models, providers),
                 **event_schemas(),
                 **moderation_schemas(),
+                **asset_schemas(),
             },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
@@ -365,6 +367,7 @@ def build_spec(models: list[str], providers: list[str]) -> Schema:
             **_endpoint_paths(),
             **event_paths(_LIST_PARAMS),
             **moderation_paths(_LIST_PARAMS),
+            **asset_paths(),
         },
     }
     return {**document, "paths": with_rate_limits(document["paths"])}

@@ -17,11 +17,29 @@ from service.core.tasks import (
     OUTPUT_FORMATS,
     RESOLUTIONS,
     TASK_TYPES,
+    UPLOAD_ID_PATTERN,
 )
 
 Schema = dict[str, Any]
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def result_schema() -> Schema:
+    """One result of a task: taskhook's own link to the kept image, and what the file is."""
+    return {
+        "type": "object",
+        "required": ["url", "content_type", "width", "height"],
+        "properties": {
+            "url": {"type": "string", "description": "taskhook's signed link (fresh per answer)"},
+            "source_url": {"type": ["string", "null"], "description": "The provider's link"},
+            "content_type": {"type": "string"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "bytes": {"type": ["integer", "null"]},
+            "sha256": {"type": ["string", "null"]},
+        },
+    }
 
 
 def ref(name: str) -> Schema:
@@ -214,9 +232,15 @@ def component_schemas(models: list[str], providers: list[str]) -> dict[str, Sche
                         "minItems": 1,
                         "maxItems": MAX_IMAGES,
                         "items": {
-                            "type": "string",
-                            "maxLength": MAX_IMAGE_URL,
-                            "pattern": IMAGE_URL_PATTERN,
+                            "anyOf": [
+                                {
+                                    "type": "string",
+                                    "maxLength": MAX_IMAGE_URL,
+                                    "pattern": IMAGE_URL_PATTERN,
+                                },
+                                {"type": "string", "pattern": UPLOAD_ID_PATTERN},
+                            ],
+                            "description": "An image URL, or an upload's id (upl_…)",
                         },
                     },
                     "aspect_ratio": {"type": "string", "enum": list(ASPECT_RATIOS)},
@@ -263,19 +287,7 @@ def component_schemas(models: list[str], providers: list[str]) -> dict[str, Sche
                 "type": {"type": "string", "enum": list(TASK_TYPES)},
                 "prompt": {"type": "string"},
                 "params": {"type": "object"},
-                "results": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["url", "content_type", "width", "height"],
-                        "properties": {
-                            "url": {"type": "string"},
-                            "content_type": {"type": "string"},
-                            "width": {"type": "integer"},
-                            "height": {"type": "integer"},
-                        },
-                    },
-                },
+                "results": {"type": "array", "items": result_schema()},
                 "failure": {
                     "type": ["object", "null"],
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}},

@@ -8,7 +8,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.web import account, callbacks, endpoints, events, metrics, moderation, ops, tasks
+from service.web import (
+    account,
+    assets,
+    callbacks,
+    endpoints,
+    events,
+    metrics,
+    moderation,
+    ops,
+    tasks,
+)
 from service.web.openapi import openapi_json
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -28,6 +38,7 @@ ROUTES = [
     # First: the router tries each pattern in turn, and providers' callbacks are most of the
     # traffic (about 8 µs a request saved; no other path starts with /callbacks/).
     Route("/callbacks/{provider}/{token}", callbacks.receive, methods=["POST"]),
+    Route("/assets/{asset_id}", assets.serve_asset, methods=["GET", "HEAD"]),
     Route("/healthz", ops.healthz, methods=["GET"]),
     Route("/readyz", ops.readyz, methods=["GET"]),
     Route("/metrics", metrics.metrics, methods=["GET"]),
@@ -35,6 +46,8 @@ ROUTES = [
     route("/v1/tasks", GET=tasks.list_tasks, POST=tasks.create_task),
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
     Route("/v1/tasks/{task_id}/timeline", tasks.task_timeline, methods=["GET"]),
+    Route("/v1/tasks/{task_id}/results/{index}", assets.task_result, methods=["GET"]),
+    Route("/v1/uploads", assets.upload, methods=["POST"]),
     Route("/v1/account", account.get_account, methods=["GET"]),
     Route("/v1/account/ledger", account.list_ledger, methods=["GET"]),
     Route("/v1/callbacks", callbacks.list_callbacks, methods=["GET"]),

@@ -34,13 +34,15 @@ async def create_task(request: Request) -> Response:
     headers = {"Location": f"/v1/tasks/{submitted.task.id}"}
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(task_object(submitted.task), status_code=202, headers=headers)
+    return JSONResponse(
+        task_object(submitted.task, svc.assets.links.url), status_code=202, headers=headers
+    )
 
 
 async def get_task(request: Request) -> Response:
     svc, who = await caller(request)
     task = await usecases.get_task(svc.store, who.account_id, request.path_params["task_id"])
-    return JSONResponse(task_object(task))
+    return JSONResponse(task_object(task, svc.assets.links.url))
 
 
 async def list_tasks(request: Request) -> Response:
@@ -66,7 +68,9 @@ async def list_tasks(request: Request) -> Response:
             ) from None
     where = TaskFilter(status=status, model=model, created_after=created_after)
     tasks = await usecases.list_tasks(svc.store, who.account_id, where, page)
-    return page_response([task_object(t) for t in tasks], [t.id for t in tasks], page.limit)
+    return page_response(
+        [task_object(t, svc.assets.links.url) for t in tasks], [t.id for t in tasks], page.limit
+    )
 
 
 async def task_timeline(request: Request) -> Response:

@@ -466,8 +466,29 @@ def test_task_object_of_a_succeeded_task_lists_results() -> None:
     assert shown["status"] == "succeeded"
     assert shown["progress"] == 100
     assert shown["results"] == [
-        {"url": IMAGE.url, "content_type": IMAGE.content_type, "width": 1024, "height": 768}
-    ]
+        {
+            "url": IMAGE.url, "source_url": IMAGE.url, "content_type": IMAGE.content_type,
+            "width": 1024, "height": 768, "bytes": None, "sha256": None,
+        }
+    ]  # fmt: skip
+
+
+def test_a_kept_result_shows_a_fresh_link_and_the_provider_link_as_its_source() -> None:
+    kept = Result(
+        "https://cdn.provider.test/1.png", "image/webp", 640, 480, asset_id="ast_1",
+        source_url="https://cdn.provider.test/1.png", bytes=2048, sha256="ab" * 32,
+    )  # fmt: skip
+    state = apply(running(), Change(TaskStatus.SUCCEEDED, results=(kept,)), T0 + 9_999).state
+    shown = task_object(make_task(state), lambda asset_id: f"https://th.test/assets/{asset_id}")
+    assert shown["results"] == [
+        {
+            "url": "https://th.test/assets/ast_1", "source_url": kept.source_url,
+            "content_type": "image/webp", "width": 640, "height": 480, "bytes": 2048,
+            "sha256": "ab" * 32,
+        }
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="link"):
+        task_object(make_task(state))  # a kept result is never shown without a fresh link
 
 
 def test_task_object_of_a_failed_task_has_its_failure() -> None:

@@ -4,6 +4,7 @@ simulator, and every event it causes reaches a subscriber's endpoint, signed."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from pathlib import Path
 
@@ -50,12 +51,25 @@ async def test_task_events_reach_the_subscriber_signed_and_in_order(tmp_path: Pa
                 if any(b"task.succeeded" in r.body for r in receiver.at("/all")):
                     break
                 await asyncio.sleep(0.05)
+            # the event names taskhook's own link; the bytes are the simulator's, unchanged
+            done = json.loads(receiver.at("/done")[0].body)["data"]
+            [result] = done["results"]
+            assert result["url"].startswith(base + "/assets/ast_")
+            kept = await http.get(result["url"], headers={"Authorization": ""})
+            original = await http.get(result["source_url"])
+            assert kept.status_code == 200 and kept.content == original.content
+            assert hashlib.sha256(kept.content).hexdigest() == result["sha256"]
+            assert (result["width"], result["height"], result["bytes"]) == (
+                1024, 1024, len(kept.content),
+            )  # fmt: skip
     got = receiver.at("/all")
     events = [Webhook(secret).verify(r.body, r.headers) for r in got]
     assert [e["type"] for e in events] == [
         "task.queued", "task.submitted", "task.running", "task.succeeded",
     ]  # fmt: skip
-    assert [e["data"]["sequence"] for e in events] == [1, 2, 3, 4]
+    # strictly increasing: the hold while the results are kept is a step without an event
+    sequences = [e["data"]["sequence"] for e in events]
+    assert sequences == sorted(set(sequences)) and sequences[0] == 1
     assert all(e["data"]["id"] == task["id"] for e in events)
     assert len({r.headers["webhook-id"] for r in got}) == 4
     [done] = receiver.at("/done")

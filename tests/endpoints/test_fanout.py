@@ -113,7 +113,11 @@ async def test_status_changes_fan_out_by_subscription(
 ) -> None:
     made = await setup_endpoints(api, client, caller)
     task_id = (await submit(client, caller))["id"]
-    result = Result("https://img.example/1.png", "image/png", 1024, 1024)
+    # as the mirror loop settles it: kept (a provider's own success only holds the task)
+    result = Result(
+        "https://img.example/1.png", "image/png", 1024, 1024, asset_id="ast_1",
+        source_url="https://img.example/1.png", bytes=1234, sha256="0" * 64,
+    )  # fmt: skip
 
     for change in (
         Change(TaskStatus.SUBMITTED, provider_task_id="p-1"),
@@ -123,8 +127,9 @@ async def test_status_changes_fan_out_by_subscription(
             task = await tx.get_task_by_id(task_id)
             assert task is not None
             await apply_update(
-                tx, task, change, system_clock(), kind=EntryKind.STATE_CHANGE, source="test"
-            )
+                tx, task, change, system_clock(), kind=EntryKind.STATE_CHANGE, source="test",
+                link=lambda asset_id: f"https://taskhook.test/assets/{asset_id}",
+            )  # fmt: skip
 
     got = [(d["type"], d["endpoint_id"]) for d in await rows(store, DELIVERIES)]
     assert got == [

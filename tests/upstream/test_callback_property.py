@@ -206,14 +206,17 @@ async def _deliver(
     assert task.spec.provider == "simulator"
     tick()
     async with store.transaction() as tx:
-        task, _ = await apply_update(
-            tx,
-            task,
-            Change(TaskStatus.SUBMITTED, provider_task_id=PROVIDER_TASK),
-            clock(),
-            kind=EntryKind.STATE_CHANGE,
-            source="submitter",
-        )
+        task = (
+            await apply_update(
+                tx,
+                task,
+                Change(TaskStatus.SUBMITTED, provider_task_id=PROVIDER_TASK),
+                clock(),
+                kind=EntryKind.STATE_CHANGE,
+                source="submitter",
+                link=up.link,
+            )
+        ).task
     # The token from the callback URL the submitter gives the provider.
     token = up.callback_url("simulator", task).rsplit("/", 1)[1]
     keys = [decode_secret(config.simulator.secret.reveal())]

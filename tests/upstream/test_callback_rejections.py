@@ -27,6 +27,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
 
+from service.assets.mirror import Mirror
 from service.core.clock import system_clock
 from service.core.ledger import Change, TaskStatus
 from service.core.timeline import EntryKind
@@ -35,6 +36,7 @@ from service.settings import Settings
 from service.store.base import Store
 from service.upstream import apply_update
 from service.web.context import Services
+from tests import image_server as images
 from tests.backends import reader
 from tests.conftest import Caller, MakeCaller
 
@@ -56,7 +58,8 @@ MIB = 1024 * 1024
 
 
 def image_url(provider_task_id: str = SIM_ID, index: int = 0) -> str:
-    return f"http://127.0.0.1:1/simulator/images/{provider_task_id}/{index}.png"
+    """Where the provider says the image is: the test image host, serving a real PNG."""
+    return images.shared().url(f"{provider_task_id}-{index}", width=WIDTH, height=HEIGHT)
 
 
 def record(provider_task_id: str, state: str, **overrides: Any) -> dict[str, Any]:
@@ -158,6 +161,7 @@ class Harness:
                 services.clock(),
                 kind=EntryKind.STATE_CHANGE,
                 source="submitter",
+                link=services.upstream.link,
             )
 
     async def submitted_task(
@@ -166,6 +170,11 @@ class Harness:
         task = await self.create_task(who, **extra)
         await self.mark_submitted(task["id"], provider_task_id)
         return await self.get_task(who, task["id"])
+
+    async def settle(self) -> int:
+        """Run the mirror loop's round as the worker would: held tasks' results are kept and
+        the tasks succeed (or fail). Returns how many jobs it took."""
+        return await Mirror(self.services.upstream, self.services.assets).mirror_due()
 
     async def get_task(self, who: Caller, task_id: str) -> dict[str, Any]:
         response = await self.client.get(f"/v1/tasks/{task_id}", headers=who.headers)

@@ -1,0 +1,55 @@
+"""``Assets``: what the mirror loop, the upload route and ``/assets`` share, wired once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.assets.download import Downloader
+from service.assets.links import AssetLinks
+from service.assets.store import AssetStore, FileAssetStore
+from service.core.clock import Clock
+from service.delivery.ssrf import TargetPolicy
+from service.settings import AssetSettings, Settings
+
+
+def open_asset_store(settings: AssetSettings, data_dir: Path) -> AssetStore:
+    """The asset store ``[assets] store`` names: files under ``data_dir/assets``, or S3."""
+    if settings.store == "s3" and settings.s3 is not None:
+        from service.assets.s3 import S3AssetStore  # only deployments on S3 load obstore
+
+        staging = data_dir / "assets" / ".staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        return S3AssetStore(settings.s3, staging)
+    return FileAssetStore(data_dir / "assets")
+
+
+def asset_policy(settings: Settings) -> TargetPolicy:
+    """The endpoints' SSRF policy, with ``[assets] allowed_networks`` also let through."""
+    networks = (*settings.delivery.allowed_networks, *settings.assets.allowed_networks)
+    return TargetPolicy.from_settings(networks)
+
+
+@dataclass(frozen=True)
+class Assets:
+    settings: AssetSettings
+    store: AssetStore
+    links: AssetLinks
+    downloader: Downloader
+
+    async def close(self) -> None:
+        await self.downloader.close()
+        await self.store.close()
+
+
+def asset_links(settings: Settings, clock: Clock) -> AssetLinks:
+    """Links signed with the secret key (and accepted under the previous ones)."""
+    keys = [k.reveal() for k in (*settings.previous_secret_keys, settings.secret_key)]
+    return AssetLinks(keys, settings.service.public_base, settings.assets.url_ttl_seconds, clock)
+
+
+def build_assets(settings: Settings, clock: Clock) -> Assets:
+    store = open_asset_store(settings.assets, settings.storage.data_dir)
+    links = asset_links(settings, clock)
+    downloader = Downloader(settings.assets, asset_policy(settings), store.staging)
+    return Assets(settings.assets, store, links, downloader)
