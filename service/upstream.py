@@ -21,7 +21,7 @@ from service.core.events import task_event
 from service.core.ids import is_id, new_id
 from service.core.ledger import Change, Failure, Outcome, TaskStatus, Transition
 from service.core.ledger import apply as ledger_apply
-from service.core.mirroring import hold_success
+from service.core.mirroring import HELD_PROGRESS, Hold, hold_success
 from service.core.retry import backoff_ms
 from service.core.tasks import Linker, Task
 from service.core.timeline import EntryKind, TimelineEntry
@@ -97,8 +97,15 @@ async def apply_update(
     ``running``, for the mirror loop. ``link`` mints result links for the events.
     ``logged=False``: the caller puts the update on a line of its own (a callback's access
     line), rather than a ``task.update`` line here."""
-    hold = hold_success(task.state, change)
-    transition = ledger_apply(task.state, hold.change, now)
+    if source != "mirror" and await _held(tx, task):
+        # The provider already said success and its results are being kept: another word
+        # from it now is a repeat of that (a success) or out of order (anything else).
+        outcome = Outcome.DUPLICATE if change.status is TaskStatus.SUCCEEDED else Outcome.STALE
+        reason = "the provider already reported success; its results are being kept"
+        hold, transition = Hold(change), Transition(outcome, task.state, reason)
+    else:
+        hold = hold_success(task.state, change)
+        transition = ledger_apply(task.state, hold.change, now)
     held = False
     if hold.sources and transition.outcome in (Outcome.APPLIED, Outcome.DUPLICATE):
         job = MirrorJob(task.id, task.account_id, hold.sources, 0, now, now)
@@ -124,8 +131,6 @@ async def apply_update(
         if transition.event_type is not None:
             event = task_event(new_id("evt", now), task, transition.event_type, now, link)
             await record_event(tx, event, now)
-        if transition.refund_due and source != "mirror":
-            await tx.drop_mirror(task.id)  # failed another way while its results were fetched
     state = task.state
     await tx.insert_timeline(
         TimelineEntry(
@@ -144,6 +149,15 @@ async def apply_update(
 
 def _never(task: Task) -> None:
     return None
+
+
+async def _held(tx: Transaction, task: Task) -> bool:
+    """Whether ``task`` waits for the mirror loop. Only a running task at ``HELD_PROGRESS`` or
+    more can be: any other is answered without a query (callbacks' hot path)."""
+    state = task.state
+    if state.status is not TaskStatus.RUNNING or state.progress < HELD_PROGRESS:
+        return False
+    return await tx.mirror_pending(task.id)
 
 
 async def in_parallel(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -75,7 +76,10 @@ class StagedWriter:
 
     def __init__(self, staging: Path, max_bytes: int) -> None:
         self.path = staged_path(staging)
-        self._handle = self.path.open("wb")
+        # 0600 like every file under the data dir, whatever the umask
+        self._handle = os.fdopen(
+            os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb"
+        )
         self._hash = hashlib.sha256()
         self._max = max_bytes
         self._head = b""

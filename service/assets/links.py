@@ -39,8 +39,11 @@ class AssetLinks:
         return f"{asset_id}.{expires}".encode()
 
     def url(self, asset_id: str) -> str:
-        """A fresh link to the asset, valid for the configured time from now."""
-        expires = self._clock() // 1000 + self._ttl_s
+        """A fresh link to the asset, valid for at least the configured time from now. The
+        expiry is rounded up to a step (a tenth of the time to live, at most an hour), so the
+        answers of one step name the same URL and a browser's cache keeps serving it."""
+        step = max(1, min(3600, self._ttl_s // 10))
+        expires = -(-(self._clock() // 1000 + self._ttl_s) // step) * step
         sig = self._signer.get_signature(self._message(asset_id, expires)).decode("ascii")
         return f"{self._base}/assets/{asset_id}?" + urlencode({"expires": expires, "sig": sig})
 

@@ -23,6 +23,7 @@ from typing import Protocol
 import anyio
 
 from service.errors import TaskhookError
+from service.store.permissions import create_private_dir, secure_data_dir
 
 #: bytes per read when streaming a blob out
 CHUNK = 256 * 1024
@@ -98,7 +99,8 @@ class FileAssetStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.staging = root / ".staging"
-        self.staging.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(root)  # the data dir's own rule: images are customer data
+        secure_data_dir(self.staging)
 
     def _path(self, key: str) -> Path:
         check_key(key)
@@ -112,7 +114,7 @@ class FileAssetStore:
         if final.exists():
             staged.unlink(missing_ok=True)
             return
-        final.parent.mkdir(exist_ok=True)
+        create_private_dir(final.parent)
         with staged.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(staged, final)

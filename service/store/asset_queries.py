@@ -127,9 +127,9 @@ class AssetQueries(Sql):
         )
         return cursor.rowcount == 1
 
-    async def drop_mirror(self, task_id: str) -> None:
-        """Forget a task's job whoever holds it: the task finished another way."""
-        await self._conn.execute("DELETE FROM mirrors WHERE task_id = ?", (task_id,))
+    async def mirror_pending(self, task_id: str) -> bool:
+        row = await self._one("SELECT 1 FROM mirrors WHERE task_id = ?", (task_id,))
+        return row is not None
 
     async def count_mirrors(self) -> int:
         row = await self._one("SELECT COUNT(*) FROM mirrors", ())

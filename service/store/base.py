@@ -388,8 +388,8 @@ class Transaction(Reads, Protocol):
         commit what it did with the job)."""
         ...
 
-    async def drop_mirror(self, task_id: str) -> None:
-        """Forget the task's job whoever holds it (the task finished another way)."""
+    async def mirror_pending(self, task_id: str) -> bool:
+        """True while the task has a mirror job (its provider succeeded; results being kept)."""
         ...
 
 

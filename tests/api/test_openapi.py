@@ -18,7 +18,7 @@ from service.settings import Settings
 from tests.conftest import Caller, MakeCaller
 
 VERBS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json"}
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/assets/{asset_id}"}
 
 
 @pytest.fixture

@@ -570,9 +570,17 @@ def test_an_integral_float_is_a_whole_number() -> None:
 
 # -- image URLs: what the OpenAPI document allows, exactly ------------------------------------
 
-DOCUMENTED_IMAGE_URL = component_schemas(list(MODELS), list(PROVIDERS))["TaskCreate"]["properties"][
+_DOCUMENTED_IMAGE = component_schemas(list(MODELS), list(PROVIDERS))["TaskCreate"]["properties"][
     "images"
 ]["items"]
+#: the URL form of an ``images`` entry (the other form is an upload's id)
+DOCUMENTED_IMAGE_URL = _DOCUMENTED_IMAGE["anyOf"][0]
+DOCUMENTED_UPLOAD_ID = _DOCUMENTED_IMAGE["anyOf"][1]
+
+
+@given(st.from_regex(DOCUMENTED_UPLOAD_ID["pattern"], fullmatch=True))
+def test_an_upload_id_is_accepted_as_an_image(upload_id: str) -> None:
+    assert parse(body_with(images=[upload_id])).images == (upload_id,)
 
 
 @pytest.mark.parametrize(

@@ -69,11 +69,12 @@ async def test_counts_queue_and_latency_follow_real_traffic(
     task = await h.submitted_task(caller)
     assert (await h.deliver(task["id"], success_body())).status_code == 200
     assert (await h.deliver(task["id"], success_body())).status_code == 200
+    assert await h.settle() == 1  # the mirror keeps its image: succeeded
     forged = h.sign(success_body(), secret=new_secret())
     assert (await h.post(await h.path(task["id"]), success_body(), forged)).status_code == 401
     await h.create_task(caller)  # task B stays queued
-    # 4 events (A: queued, submitted, succeeded; B: queued) x 2 endpoints
-    assert await subscriber.worker.deliver_due() == 8
+    # 5 events (A: queued, submitted, running, succeeded; B: queued) x 2 endpoints
+    assert await subscriber.worker.deliver_due() == 10
 
     clock.advance(90)
     await h.create_task(caller)  # task C: 2 new deliveries, due now
@@ -87,16 +88,16 @@ async def test_counts_queue_and_latency_follow_real_traffic(
     assert gauges(samples, "taskhook_callbacks") == {
         "applied": 1, "duplicate": 1, "stale": 0, "rejected": 1, "pending": 0,
     }  # fmt: skip
-    assert gauges(samples, "taskhook_deliveries") == {"pending": 6, "delivered": 4, "failed": 0}
+    assert gauges(samples, "taskhook_deliveries") == {"pending": 7, "delivered": 5, "failed": 0}
     assert value(samples, "taskhook_delivery_queue_due") == 1
     assert value(samples, "taskhook_delivery_queue_claimed") == 1
     assert value(samples, "taskhook_delivery_oldest_pending_age_seconds") == 95
     assert value(samples, "taskhook_delivery_queue_lag_seconds") == 5
-    assert gauges(samples, ATTEMPTS) == {"delivered": 4, "failed": 4, "gone": 0}
-    assert value(samples, f"{LATENCY}_count") == 8
-    assert value(samples, f"{LATENCY}_bucket", le="+Inf") == 8
-    assert 0 < value(samples, f"{LATENCY}_sum") < 8 * 5  # loopback: well under 5 s each
-    assert value(samples, f"{LATENCY}_bucket", le="5.0") == 8
+    assert gauges(samples, ATTEMPTS) == {"delivered": 5, "failed": 5, "gone": 0}
+    assert value(samples, f"{LATENCY}_count") == 10
+    assert value(samples, f"{LATENCY}_bucket", le="+Inf") == 10
+    assert 0 < value(samples, f"{LATENCY}_sum") < 10 * 5  # loopback: well under 5 s each
+    assert value(samples, f"{LATENCY}_bucket", le="5.0") == 10
     assert claimed.endpoint.url.endswith(("/ok", "/busy"))
 
 

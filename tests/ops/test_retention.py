@@ -55,6 +55,7 @@ async def test_old_payloads_and_bodies_go_pending_work_and_the_ledger_stay(
     await subscriber.endpoint(caller, "/ok")
     task_a = await h.submitted_task(caller)
     assert (await h.deliver(task_a["id"], success_body())).status_code == 200
+    assert await h.settle() == 1  # its image kept: succeeded
     forged = h.sign(success_body(), secret=new_secret())
     assert (await h.post(await h.path(task_a["id"]), success_body(), forged)).status_code == 401
     waiting = CallbackRecord(
@@ -64,7 +65,7 @@ async def test_old_payloads_and_bodies_go_pending_work_and_the_ledger_stay(
     )  # fmt: skip
     async with store.transaction() as tx:
         await tx.insert_callback(waiting)  # not yet applied: kept however old
-    assert await subscriber.worker.deliver_due() == 3  # A's events, all delivered
+    assert await subscriber.worker.deliver_due() == 4  # A's events, all delivered
     subscriber.receiver.script["/busy"] = [(503, {"Retry-After": "3600"})]
     busy = await subscriber.endpoint(caller, "/busy")
     task_b = await h.create_task(caller)
@@ -81,16 +82,17 @@ async def test_old_payloads_and_bodies_go_pending_work_and_the_ledger_stay(
     counts = "SELECT (SELECT COUNT(*) FROM deliveries), (SELECT COUNT(*) FROM attempts)"
     history_before = await rows(store, counts)
     retention = Retention(store, replace(settings.retention, batch_size=2), clock)
-    assert await retention.purge() == Purged(events=3, callbacks=2)
+    assert await retention.purge() == Purged(events=4, callbacks=2)
 
     events = await rows(
         store, "SELECT task_id, type, payload = '', purged_at FROM events ORDER BY created_at, id"
     )
     purged = {(task, kind) for task, kind, empty, at in events if empty and at == clock()}
     assert purged == {
-        (task_a["id"], t) for t in ("task.queued", "task.submitted", "task.succeeded")
+        (task_a["id"], t)
+        for t in ("task.queued", "task.submitted", "task.running", "task.succeeded")
     }
-    assert len(events) == 5  # B's (pending to /busy) and the new one keep their payloads
+    assert len(events) == 6  # B's (pending to /busy) and the new one keep their payloads
     assert await rows(store, counts) == history_before
     assert await get(h.client, caller, "/v1/account/ledger") == ledger_before
     assert await get(h.client, caller, "/v1/tasks") == tasks_before

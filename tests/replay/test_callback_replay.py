@@ -25,12 +25,13 @@ from service.app import create_app
 from service.core.clock import system_clock
 from service.settings import load_settings
 from service.usecases import create_account, create_api_key
+from tests import image_server as images
 from tests.conftest import EXTERNAL_PROVIDERS, Caller, settings_env
 from tests.servers import serve_app
 from tests.upstream.test_callback_log import KIE_ID, deliver_kie, kie_task, page, replay
 from tests.upstream.test_callback_rejections import Harness, encode, envelope, success_body
 
-RESULT_URL = "https://cdn.example.com/kie/result-0.png"
+RESULT_URL = images.shared().url("kie-result-0")  # a real image on the test image host
 DELIVERIES = "SELECT COUNT(*) FROM deliveries"
 
 
@@ -109,12 +110,13 @@ async def test_a_callback_kept_pending_is_applied_by_its_replay(kie: Kie) -> Non
     replayed = response.json()
     assert (replayed["id"], replayed["outcome"]) == (callback_id, "applied")
     assert replayed["applied_at"] is not None
+    assert await kie.h.settle() == 1
     done = await kie.h.get_task(kie.who, task["id"])
     assert done["status"] == "succeeded"
-    assert [r["url"] for r in done["results"]] == [RESULT_URL]
+    assert [r["source_url"] for r in done["results"]] == [RESULT_URL]
     after = await kie.h.snapshot(kie.who, task["id"])
-    assert after.events == before.events + 1  # task.succeeded
-    assert await kie.deliveries() == deliveries + 1  # to the one endpoint
+    assert after.events == before.events + 2  # task.running (held), task.succeeded
+    assert await kie.deliveries() == deliveries + 2  # to the one endpoint
     [kept] = (await page(kie.h, kie.who, task_id=task["id"]))["data"]
     assert (kept["outcome"], kept["applied_at"]) == ("applied", replayed["applied_at"])
 
@@ -123,7 +125,7 @@ async def test_a_callback_kept_pending_is_applied_by_its_replay(kie: Kie) -> Non
     assert again.status_code == 200, again.text
     assert again.json()["outcome"] == "applied"
     assert await kie.h.snapshot(kie.who, task["id"]) == after
-    assert await kie.deliveries() == deliveries + 1
+    assert await kie.deliveries() == deliveries + 2
 
 
 async def test_a_pending_failure_refunds_once_when_its_replay_is_confirmed(kie: Kie) -> None:
@@ -157,6 +159,7 @@ async def test_a_replay_while_kie_is_still_down_leaves_it_pending(kie: Kie) -> N
 async def test_replaying_an_applied_callback_changes_nothing(kie: Kie) -> None:
     task = await kie.h.submitted_task(kie.who)  # the simulator: signed, no confirmation
     callback_id = (await kie.h.deliver(task["id"], success_body())).json()["id"]
+    await kie.h.settle()
     before = await kie.h.snapshot(kie.who, task["id"])
     deliveries = await kie.deliveries()
     kept = (await page(kie.h, kie.who, task_id=task["id"]))["data"]

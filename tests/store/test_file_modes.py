@@ -39,7 +39,15 @@ def _mode(path: Path) -> int:
 
 
 def _modes(data_dir: Path) -> dict[str, int]:
-    return {path.name: _mode(path) for path in data_dir.iterdir()}
+    """The mode of every file under the data dir (the asset store's folders included: each
+    must be 0700, checked here too, so a folder that is not counts as a file that is not)."""
+    modes = {}
+    for path in data_dir.rglob("*"):
+        if path.is_dir():
+            assert _mode(path) == 0o700, path
+        else:
+            modes[str(path.relative_to(data_dir))] = _mode(path)
+    return modes
 
 
 async def _use(data_dir: Path, env: dict[str, str] | None = None) -> dict[str, int]:

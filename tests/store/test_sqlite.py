@@ -63,6 +63,7 @@ async def test_open_migrates_once_and_uses_wal(tmp_path: Path) -> None:
         "0005_status_counts",
         "0006_moderation_decisions",
         "0007_fleet",
+        "0008_assets",
     ]
     async with first.db.reader.execute("PRAGMA journal_mode") as cur:
         row = await cur.fetchone()

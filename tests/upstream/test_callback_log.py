@@ -249,6 +249,7 @@ async def test_replaying_an_unknown_callback_is_404(
 async def test_replaying_an_applied_callback_changes_nothing(h: Harness, caller: Caller) -> None:
     task = await h.submitted_task(caller)
     callback_id = (await h.deliver(task["id"], success_body())).json()["id"]
+    await h.settle()
     [before_kept] = (await page(h, caller, task_id=task["id"]))["data"]
     before = await h.snapshot(caller, task["id"])
     assert before.task["status"] == "succeeded"
@@ -271,6 +272,7 @@ async def test_replaying_an_old_progress_callback_never_moves_the_task_back(
     task = await h.submitted_task(caller)
     progress_id = (await deliver_apart(h, task["id"], generating_body(progress=40))).json()["id"]
     await deliver_apart(h, task["id"], success_body())
+    await h.settle()
     before = await h.snapshot(caller, task["id"])
 
     response = await replay(h, caller, progress_id)

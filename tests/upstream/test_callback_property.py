@@ -26,6 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.app import build_upstream, open_store, task_policy
+from service.assets.keeper import build_assets
+from service.assets.mirror import Mirror
 from service.core.credits import EntryKind as CreditKind
 from service.core.ledger import Change, Outcome, TaskStatus
 from service.core.pagination import PageRequest
@@ -37,13 +39,13 @@ from service.settings import Settings, load_settings
 from service.store.base import Store
 from service.upstream import apply_update
 from service.usecases import create_account, submit_task
+from tests import image_server as images
 from tests.backends import reader
 from tests.conftest import settings_env
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 GRANT = 1000
 PROVIDER_TASK = "sim_0123456789abcdef"
-SIM_BASE = "http://127.0.0.1:8000/simulator"
 TERMINAL_STATES = {"success": TaskStatus.SUCCEEDED, "fail": TaskStatus.FAILED}
 LEGAL_OUTCOMES = {Outcome.APPLIED.value, Outcome.DUPLICATE.value, Outcome.STALE.value}
 
@@ -78,7 +80,7 @@ class Callback:
         success = self.state == "success"
         failed = self.state == "fail"
         done = success or failed
-        urls = [f"{SIM_BASE}/images/{PROVIDER_TASK}/0.png"]
+        urls = [images.shared().url(PROVIDER_TASK)]
         data = {
             "taskId": PROVIDER_TASK,
             "model": "nano-banana",
@@ -159,6 +161,8 @@ class Observed:
     balance: int
     event_types: list[str]
     verdicts: set[str] = field(default_factory=set)
+    #: mirror jobs the mirror loop settled after the callbacks
+    mirrored: int = 0
 
 
 async def run_scenario(plan: Sequence[Delivery], *, frozen_clock: bool = False) -> Observed:
@@ -235,6 +239,13 @@ async def _deliver(
         record = await receive_callback(up, "simulator", token, list(headers.items()), body)
         returned.append(record.outcome)
         verdicts.add(record.verdict)
+    # the worker's mirror loop, once: a held success is kept and the task succeeds
+    clock.advance(1)  # later than the callbacks, frozen clock or not: ids sort by time
+    assets = build_assets(config, clock)
+    try:
+        mirrored = await Mirror(up, assets).mirror_due()
+    finally:
+        await assets.close()
 
     final = await store.get_task_by_id(task.id)
     assert final is not None
@@ -260,6 +271,7 @@ async def _deliver(
         balance=await store.balance(account.id),
         event_types=event_types,
         verdicts=verdicts,
+        mirrored=mirrored,
     )
 
 
@@ -322,9 +334,13 @@ def check_invariants(plan: Sequence[Delivery], seen: Observed) -> None:
         assert seen.status is TaskStatus.SUBMITTED
     assert (seen.status, seen.progress) == (expected.status, expected.progress)
 
+    # A success was held for the mirror loop, once, and the loop settled it.
+    assert seen.mirrored == (first_terminal is TaskStatus.SUCCEEDED)
+
     # A monotonic timeline.
     timeline = seen.timeline
-    assert len(timeline) == 2 + len(plan)  # accepted, submitted, one per callback
+    # accepted, submitted, one per callback (and the mirror's success)
+    assert len(timeline) == 2 + len(plan) + seen.mirrored
     sequences = [e.sequence for e in timeline]
     assert sequences == sorted(sequences)
     applied = [e for e in timeline if e.outcome is Outcome.APPLIED]
@@ -336,7 +352,7 @@ def check_invariants(plan: Sequence[Delivery], seen: Observed) -> None:
     progress = [e.progress for e in applied]
     assert progress == sorted(progress)
     assert (timeline[-1].status, timeline[-1].progress) == (seen.status, seen.progress)
-    assert all(e.kind is EntryKind.CALLBACK for e in timeline[2:])
+    assert all(e.kind is EntryKind.CALLBACK for e in timeline[2 : 2 + len(plan)])
 
     # Credits: exactly what one clean delivery of the final outcome costs.
     charged = -sum(seen.charges)
@@ -387,7 +403,8 @@ def test_a_completion_before_its_progress_stays_complete() -> None:
     check_invariants(plan, seen)
     assert seen.returned == ["applied", "stale", "stale", "stale"]
     assert (seen.status, seen.progress) == (TaskStatus.SUCCEEDED, 100)
-    assert "task.running" not in seen.event_types
+    # running while its result was kept: the late progress never shows
+    assert seen.event_types.count("task.running") == 1
     assert seen.balance == GRANT - seen.cost
 
 
@@ -410,7 +427,9 @@ def test_a_success_then_a_failure_stays_succeeded_without_a_refund() -> None:
     assert seen.status is TaskStatus.SUCCEEDED
     assert seen.refunds == []
     assert seen.balance == GRANT - seen.cost
-    assert seen.event_types == ["task.queued", "task.submitted", "task.succeeded"]
+    assert seen.event_types == [
+        "task.queued", "task.submitted", "task.running", "task.succeeded",
+    ]  # fmt: skip
 
 
 # -- what the property found ------------------------------------------------------------------
@@ -423,4 +442,4 @@ def test_the_timeline_keeps_its_order_within_one_millisecond() -> None:
     plan = in_order(*(generating(p) for p in range(10, 100, 10)), SUCCESS)
     seen = observe(plan, frozen_clock=True)
     assert seen.returned == ["applied"] * len(plan)
-    assert [e.sequence for e in seen.timeline] == list(range(1, len(plan) + 3))
+    assert [e.sequence for e in seen.timeline] == list(range(1, len(plan) + 4))  # + the mirror

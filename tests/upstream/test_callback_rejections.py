@@ -416,6 +416,7 @@ async def test_a_token_within_its_age_is_accepted(
 
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "applied"
+    await h.settle()
     assert (await h.get_task(caller, task["id"]))["status"] == "succeeded"
 
 
@@ -473,6 +474,7 @@ async def test_a_token_only_ever_reaches_its_own_task_across_accounts(
     assert_error(refused, 401, "invalid_token")
     assert applied.status_code == 200, applied.text
     assert applied.json()["outcome"] == "applied"
+    await h.settle()
     assert (await h.get_task(bob, b["id"]))["status"] == "succeeded"
     assert await h.snapshot(alice, a["id"]) == before_a
     assert await h.callbacks(alice) == []
@@ -787,18 +789,28 @@ async def test_a_signed_success_is_applied_with_its_results(h: Harness, caller: 
     assert set(response.json()) == {"id", "outcome"}
     assert response.json()["id"].startswith("cb_")
     assert response.json()["outcome"] == "applied"
+    held = await h.get_task(caller, task["id"])
+    assert (held["status"], held["results"]) == ("running", [])  # until its image is kept
+    assert await h.settle() == 1
     done = await h.get_task(caller, task["id"])
     assert done["status"] == "succeeded"
     assert done["progress"] == 100
-    assert done["sequence"] == before.task["sequence"] + 1
-    assert done["results"] == [
-        {"url": image_url(), "content_type": "image/png", "width": WIDTH, "height": HEIGHT}
-    ]
+    assert done["sequence"] == before.task["sequence"] + 2  # held, then succeeded
+    [result] = done["results"]
+    assert result["url"].startswith(h.services.settings.service.public_base + "/assets/ast_")
+    kept = await h.client.get(result["url"])
+    assert kept.status_code == 200
+    assert kept.content == images.image_bytes(f"{SIM_ID}-0", "png", WIDTH, HEIGHT)
+    assert result == {
+        "url": result["url"], "source_url": image_url(), "content_type": "image/png",
+        "width": WIDTH, "height": HEIGHT, "bytes": len(kept.content),
+        "sha256": hashlib.sha256(kept.content).hexdigest(),
+    }  # fmt: skip
     assert done["failure"] is None
     assert done["completed_at"] is not None
     assert done["refunded_credits"] == 0
     assert await h.balance(caller) == before.balance
-    assert await h.events(task["id"]) == before.events + 1
+    assert await h.events(task["id"]) == before.events + 2  # task.running (held), task.succeeded
     async with reader(h.store).execute(
         "SELECT type FROM events WHERE task_id = ? ORDER BY id DESC LIMIT 1", (task["id"],)
     ) as cursor:
@@ -814,6 +826,7 @@ async def test_the_same_success_again_is_a_duplicate_with_no_second_effect(
     body = success_body()
     headers = h.sign(body)
     first = await h.post(await h.path(task["id"]), body, headers)
+    await h.settle()
     after_first = await h.snapshot(caller, task["id"])
 
     again = await h.post(
@@ -832,6 +845,7 @@ async def test_the_same_success_again_is_a_duplicate_with_no_second_effect(
 async def test_a_late_progress_callback_after_success_is_stale(h: Harness, caller: Caller) -> None:
     task = await h.submitted_task(caller)
     assert (await h.deliver(task["id"], success_body())).json()["outcome"] == "applied"
+    await h.settle()
     after_success = await h.snapshot(caller, task["id"])
 
     late = await h.deliver(task["id"], generating_body(progress=50))
@@ -907,9 +921,12 @@ async def test_the_same_completion_arriving_at_once_applies_once(
     assert [r.status_code for r in responses] == [200] * 6
     outcomes = sorted(r.json()["outcome"] for r in responses)
     assert outcomes == ["applied"] + ["duplicate"] * 5
+    assert await h.settle() == (body == success_body())  # one mirror job, for a success
     after = await h.snapshot(caller, task["id"])
-    assert after.task["sequence"] == 3
-    assert after.events == 3  # queued, submitted, and one completion
+    # queued, submitted, then the failure; or running (held) and succeeded
+    steps = 3 if after.task["status"] == "failed" else 4
+    assert after.task["sequence"] == steps
+    assert after.events == steps
     refunds = await h.refunds(caller, task["id"])
     if after.task["status"] == "failed":
         assert len(refunds) == 1
