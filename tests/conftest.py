@@ -51,7 +51,7 @@ def settings_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 BOTH_BACKENDS = (
     "store", "api", "upstream", "delivery", "e2e", "endpoints", "replay", "ops", "ratelimit",
-    "moderation",
+    "moderation", "assets",
 )  # fmt: skip
 _skipped_postgres: list[str] = []
 

@@ -10,7 +10,7 @@ loop each test has). Paths:
 - ``/flaky/{n}/{name}.png`` — 500 for the first ``n`` requests of that name, then the image
 - ``/slow/{ms}/{name}.png`` — the image, after ``ms`` milliseconds
 - ``/html/{name}.png`` — an HTML error page with 200
-- ``/huge/{name}.png`` — a PNG header then endless bytes (no Content-Length)
+- ``/huge/{name}.png`` — a PNG header then 4 MiB more, without a Content-Length
 - ``/redirect/{name}.png`` — 302 to ``/img/{name}.png``
 """
 
@@ -120,8 +120,9 @@ class ImageServer:
         async def huge(request: Request) -> Response:
             async def endless() -> AsyncIterator[bytes]:
                 yield image_bytes("huge")[:64]
-                while True:
+                for _ in range(64):  # 4 MiB, past any test's cap, then it ends
                     yield b"\0" * 65536
+                    await asyncio.sleep(0)
 
             return StreamingResponse(endless(), media_type="image/png")
 

@@ -65,7 +65,8 @@ class Banana2Provider(PollOnly):
             return ProviderUpdate(provider_task_id, TaskStatus.RUNNING, progress=progress)
         if status == "SUCCESS":
             urls = data.get("response")
-            if not isinstance(urls, list) or not urls or not all(map(is_http_url, urls)):
+            # an empty list is a success that named no image: the task fails no_result
+            if not isinstance(urls, list) or not all(map(is_http_url, urls)):
                 raise malformed(self._config, "SUCCESS without a list of image URLs in response")
             return ProviderUpdate(provider_task_id, TaskStatus.SUCCEEDED, result_urls=tuple(urls))
         if status == "FAILED":

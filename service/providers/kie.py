@@ -250,6 +250,7 @@ def _result_urls(result_json: object) -> tuple[str, ...]:
     except (ValueError, RecursionError):
         raise Unusable("resultJson is not JSON") from None
     urls = result.get("resultUrls") if isinstance(result, dict) else None
-    if not isinstance(urls, list) or not urls or not all(is_http_url(url) for url in urls):
+    # an empty list is a success that named no image: the task fails no_result (refunded)
+    if not isinstance(urls, list) or not all(is_http_url(url) for url in urls):
         raise Unusable("resultJson.resultUrls is not a list of http(s) URLs")
     return tuple(urls)

@@ -56,7 +56,8 @@ class NanoBananaProProvider(PollOnly):
             return ProviderUpdate(provider_task_id, TaskStatus.RUNNING, progress=progress)
         if status == "succeeded":
             urls = _result_urls(data.get("results"))
-            if not urls:
+            # an empty list is a success that named no image: the task fails no_result
+            if not urls and data.get("results") != []:
                 raise malformed(self._config, "succeeded without result URLs")
             return ProviderUpdate(provider_task_id, TaskStatus.SUCCEEDED, result_urls=urls)
         if status == "failed":

@@ -245,7 +245,6 @@ async def test_a_malformed_generate_answer_is_retryable(
         {"task_id": "n82other", "status": "IN_PROGRESS"},
         {"task_id": "n82x", "status": "PENDING"},
         {"task_id": "n82x", "status": "SUCCESS"},
-        {"task_id": "n82x", "status": "SUCCESS", "response": []},
         {"task_id": "n82x", "status": "SUCCESS", "response": "https://a.example.com/x.png"},
         {"task_id": "n82x", "status": "SUCCESS", "response": [{"url": "https://a/x.png"}]},
     ],
@@ -268,3 +267,12 @@ async def test_results_get_their_dimensions_from_the_task(
     assert [(r.content_type, r.width, r.height) for r in change.results] == [
         ("image/png", 2304, 4096)
     ]
+
+
+async def test_a_success_naming_no_image_is_a_success_without_results(
+    banana2: Banana2Provider, fake: FakeBanana2
+) -> None:
+    data = {"task_id": "n82x", "status": "SUCCESS", "response": []}
+    fake.answer_next(200, {"code": 200, "message": "success", "data": data})
+    update = await banana2.fetch_status("n82x")
+    assert (update.status, update.result_urls) == (TaskStatus.SUCCEEDED, ())

@@ -334,7 +334,6 @@ async def test_a_malformed_create_answer_is_retryable(
         {"taskId": "kie_1", "state": "exploded"},
         {"taskId": "kie_1", "state": "success", "resultJson": ""},
         {"taskId": "kie_1", "state": "success", "resultJson": {"resultUrls": ["https://a/b"]}},
-        {"taskId": "kie_1", "state": "success", "resultJson": '{"resultUrls": []}'},
         {"taskId": "kie_1", "state": "success", "resultJson": '{"resultUrls": ["file:///x"]}'},
     ],
 )
@@ -357,3 +356,13 @@ async def test_the_sent_body_is_plain_json(kie: KieProvider, fake: FakeKie) -> N
     task = make_task(prompt='Ünïcödé ✓ "quotes" and\nnewlines')
     await kie.submit(task, CALLBACK)
     assert json.loads(fake.last.body)["input"]["prompt"] == task.spec.prompt
+
+
+async def test_a_success_naming_no_image_is_a_success_without_results(
+    kie: KieProvider, fake: FakeKie
+) -> None:
+    # the ledger's mirror hold turns it into a failed task (no_result), refunded
+    data = {"taskId": "kie_1", "state": "success", "resultJson": '{"resultUrls": []}'}
+    fake.answer_next(200, {"code": 200, "message": "success", "data": data})
+    update = await kie.fetch_status("kie_1")
+    assert (update.status, update.result_urls) == (TaskStatus.SUCCEEDED, ())

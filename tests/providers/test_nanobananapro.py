@@ -246,7 +246,6 @@ async def test_a_malformed_create_answer_is_retryable(
         None,
         {"id": "task-other", "status": "running"},
         {"id": "task-x", "status": "queued"},
-        {"id": "task-x", "status": "succeeded", "results": []},
         {"id": "task-x", "status": "succeeded", "results": None},
         {"id": "task-x", "status": "succeeded", "results": ["https://a.example.com/x.png"]},
         {"id": "task-x", "status": "succeeded", "results": [{"url": "data:image/png;base64,AA"}]},
@@ -275,3 +274,11 @@ async def test_results_get_their_dimensions_from_the_task(
     assert [(r.content_type, r.width, r.height) for r in change.results] == [
         ("image/jpeg", 1024, 768)
     ]
+
+
+async def test_a_success_naming_no_image_is_a_success_without_results(
+    nbp: NanoBananaProProvider, fake: FakeNanoBananaPro
+) -> None:
+    fake.answer_next(200, {"data": {"id": "task-x", "status": "succeeded", "results": []}})
+    update = await nbp.fetch_status("task-x")
+    assert (update.status, update.result_urls) == (TaskStatus.SUCCEEDED, ())
