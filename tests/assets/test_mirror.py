@@ -42,7 +42,8 @@ async def held(h: Harness, caller: Caller, *urls: str) -> dict[str, Any]:
     """A submitted task whose provider has just reported success with ``urls``."""
     task = await h.submitted_task(caller)
     answered = await h.deliver(task["id"], succeeded_with(*urls))
-    assert answered.status_code == 200 and answered.json()["outcome"] == "applied"
+    assert answered.status_code == 200
+    assert answered.json()["outcome"] == "applied"
     return task
 
 
@@ -247,7 +248,8 @@ async def test_identical_bytes_are_kept_once(
     await h.settle()
     a = (await h.get_task(caller, first["id"]))["results"][0]
     b = (await h.get_task(caller, other["id"]))["results"][0]
-    assert a["sha256"] == b["sha256"] and a["url"] != b["url"]
+    assert a["sha256"] == b["sha256"]
+    assert a["url"] != b["url"]
     root = h.services.assets.store.root  # type: ignore[attr-defined]
     blobs = [p for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts]
     assert [p.name for p in blobs] == [a["sha256"]]

@@ -57,7 +57,8 @@ async def test_task_events_reach_the_subscriber_signed_and_in_order(tmp_path: Pa
             assert result["url"].startswith(base + "/assets/ast_")
             kept = await http.get(result["url"], headers={"Authorization": ""})
             original = await http.get(result["source_url"])
-            assert kept.status_code == 200 and kept.content == original.content
+            assert kept.status_code == 200
+            assert kept.content == original.content
             assert hashlib.sha256(kept.content).hexdigest() == result["sha256"]
             assert (result["width"], result["height"], result["bytes"]) == (
                 1024, 1024, len(kept.content),
@@ -69,7 +70,8 @@ async def test_task_events_reach_the_subscriber_signed_and_in_order(tmp_path: Pa
     ]  # fmt: skip
     # strictly increasing: the hold while the results are kept is a step without an event
     sequences = [e["data"]["sequence"] for e in events]
-    assert sequences == sorted(set(sequences)) and sequences[0] == 1
+    assert sequences == sorted(set(sequences))
+    assert sequences[0] == 1
     assert all(e["data"]["id"] == task["id"] for e in events)
     assert len({r.headers["webhook-id"] for r in got}) == 4
     [done] = receiver.at("/done")

@@ -100,7 +100,8 @@ async def test_a_task_goes_all_the_way_and_its_image_is_real(live: Live) -> None
     assert done["provider_task_id"].startswith("sim_")
     [result] = done["results"]
     assert (result["width"], result["height"]) == dimensions("16:9", "1k")
-    assert "/assets/ast_" in result["url"] and "/simulator/" in result["source_url"]
+    assert "/assets/ast_" in result["url"]
+    assert "/simulator/" in result["source_url"]
     image = await live.http.get(result["url"])
     assert image.headers["content-type"] == "image/jpeg"
     assert image.content == (await live.http.get(result["source_url"])).content
