@@ -7,6 +7,7 @@ from pathlib import Path
 
 from service.assets.download import Downloader
 from service.assets.links import AssetLinks
+from service.assets.s3 import S3AssetStore
 from service.assets.store import AssetStore, FileAssetStore
 from service.core.clock import Clock
 from service.delivery.ssrf import TargetPolicy
@@ -16,8 +17,6 @@ from service.settings import AssetSettings, Settings
 def open_asset_store(settings: AssetSettings, data_dir: Path) -> AssetStore:
     """The asset store ``[assets] store`` names: files under ``data_dir/assets``, or S3."""
     if settings.store == "s3" and settings.s3 is not None:
-        from service.assets.s3 import S3AssetStore  # only deployments on S3 load obstore
-
         staging = data_dir / "assets" / ".staging"
         staging.mkdir(parents=True, exist_ok=True)
         return S3AssetStore(settings.s3, staging)
