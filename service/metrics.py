@@ -128,6 +128,11 @@ def database_families(counts: OpsCounts, now_ms: int) -> list[Metric]:
             "(0 when the queue is empty).",
             value=age_s(counts.oldest_due_at),
         ),
+        GaugeMetricFamily(
+            "taskhook_mirror_queue",
+            "Tasks whose provider succeeded, waiting for the mirror loop to keep their results.",
+            value=counts.mirror_jobs,
+        ),
     ]  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from service.assets.download import DownloadRefused, DownloadRetryable, Staged
 from service.assets.keeper import Assets
-from service.assets.store import AssetStoreError
+from service.assets.store import STALE_STAGING_S, AssetStoreError, sweep_staging
 from service.core.assets import Asset, ClaimedMirror
 from service.core.ids import new_id
 from service.core.ledger import Change, Failure, Outcome, Result, TaskStatus
@@ -54,14 +54,22 @@ class Mirror:
         self._assets = assets
         self._settings = assets.settings
         self._rand = rand
+        self._swept_at = 0.0
 
     @property
     def batch_size(self) -> int:
         return self._settings.batch_size
 
     async def mirror_due(self) -> int:
-        """One round: claim due jobs and work them; returns how many were claimed."""
+        """One round: claim due jobs and work them; returns how many were claimed. Staged
+        files a killed process left (never named by an asset) are swept now and then."""
         settings = self._settings
+        now_s = self._up.clock() / 1000
+        if now_s - self._swept_at > STALE_STAGING_S / 4:
+            self._swept_at = now_s
+            removed = await asyncio.to_thread(sweep_staging, self._assets.store.staging)
+            if removed:
+                log.info("mirror.staging_swept", files=removed)
         claimed = await self._up.store.claim_due_mirrors(
             self._up.clock(), settings.lease_seconds * 1000, settings.batch_size
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import obstore
 from obstore.store import S3Store
 
@@ -55,7 +56,7 @@ class S3AssetStore:
             )
         except Exception as exc:  # obstore raises its own families and OSErrors
             raise _unavailable("put", key, exc) from None
-        staged.unlink(missing_ok=True)
+        await anyio.Path(staged).unlink(missing_ok=True)
 
     async def size(self, key: str) -> int | None:
         path = self._path(key)

@@ -204,6 +204,8 @@ class OpsCounts:
     oldest_due_at: int | None
     #: delivery attempts ever recorded, by outcome (every process's: a table, not a counter)
     attempts: dict[str, int] = field(default_factory=dict)
+    #: tasks whose provider succeeded, waiting for their results to be kept
+    mirror_jobs: int = 0
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class OpsQueries(Sql):
         for row in await self._all(STATUS_COUNTS, ()):
             counts[row["kind"]][row["status"]] = int(row["n"])
         attempts = {row["outcome"]: int(row["n"]) for row in await self._all(ATTEMPT_COUNTS, ())}
+        mirrors = await self._one("SELECT COUNT(*) AS n FROM mirrors", ())
         return OpsCounts(
             tasks=counts["tasks"],
             callbacks=counts["callbacks"],
@@ -70,6 +71,7 @@ class OpsQueries(Sql):
             oldest_pending_at=oldest["oldest"] if oldest else None,
             oldest_due_at=due["oldest"] if due else None,
             attempts=attempts,
+            mirror_jobs=int(mirrors["n"]) if mirrors else 0,
         )
 
     async def claim_job(self, name: str, now_ms: int, every_ms: int, owner: str) -> bool:

@@ -19,6 +19,7 @@ from service.settings import Settings, load_settings
 from service.store.base import EventFilter
 from tests.conftest import EXTERNAL_PROVIDERS, Caller, settings_env
 from tests.image_server import ImageServer, image_bytes
+from tests.ops.conftest import scrape, value
 from tests.upstream.test_callback_rejections import Harness, fail_body, success_body
 
 
@@ -83,8 +84,10 @@ async def test_a_success_holds_the_task_until_every_result_is_kept(
     assert (waiting["status"], waiting["progress"], waiting["results"]) == ("running", 99, [])
     timeline = await h.client.get(f"/v1/tasks/{task['id']}/timeline", headers=caller.headers)
     assert "keeping 2 results" in timeline.json()["data"][-1]["detail"]
+    assert value(await scrape(h.client), "taskhook_mirror_queue") == 1
 
     assert await h.settle() == 1
+    assert value(await scrape(h.client), "taskhook_mirror_queue") == 0
     done = await h.get_task(caller, task["id"])
     assert (done["status"], done["progress"], done["failure"]) == ("succeeded", 100, None)
     first, second = done["results"]
