@@ -9,6 +9,7 @@ loop each test has). Paths:
 - ``/status/{code}/{name}.png`` — answers ``code`` (``Retry-After: 1`` on 429/503)
 - ``/flaky/{n}/{name}.png`` — 500 for the first ``n`` requests of that name, then the image
 - ``/slow/{ms}/{name}.png`` — the image, after ``ms`` milliseconds
+- ``/once/{name}.png`` — the image once, then 404: a provider's link that has expired
 - ``/html/{name}.png`` — an HTML error page with 200
 - ``/huge/{name}.png`` — a PNG header then 4 MiB more, without a Content-Length
 - ``/redirect/{name}.png`` — 302 to ``/img/{name}.png``
@@ -109,6 +110,13 @@ class ImageServer:
                 return Response(b"busy", status_code=500)
             return image(request, name)
 
+        async def once(request: Request) -> Response:
+            name = request.path_params["name"]
+            self.hits["once:" + name] += 1
+            if self.hits["once:" + name] > 1:
+                return Response(b"expired", status_code=404)
+            return image(request, name)
+
         async def slow(request: Request) -> Response:
             self.hits[request.url.path] += 1
             await asyncio.sleep(int(request.path_params["ms"]) / 1000)
@@ -135,6 +143,7 @@ class ImageServer:
                 Route("/status/{code:int}/{name}.png", status),
                 Route("/flaky/{n:int}/{name}.png", flaky),
                 Route("/slow/{ms:int}/{name}.png", slow),
+                Route("/once/{name}.png", once),
                 Route("/html/{name}.png", html),
                 Route("/huge/{name}.png", huge),
                 Route("/redirect/{name}.png", redirect),

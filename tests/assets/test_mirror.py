@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -145,13 +146,14 @@ async def test_a_result_that_will_never_come_fails_result_unavailable(
 async def test_transient_errors_are_retried_with_backoff_then_kept(
     h: Harness, caller: Caller, image_server: ImageServer
 ) -> None:
-    task = await held(h, caller, image_server.base + "/flaky/2/twice-busy.png")
+    name = f"twice-busy-{secrets.token_hex(4)}"  # counted per name; the lanes share the host
+    task = await held(h, caller, image_server.base + f"/flaky/2/{name}.png")
     await settle_all(h)
     done = await h.get_task(caller, task["id"])
     assert done["status"] == "succeeded"
-    assert image_server.hits["twice-busy"] == 3
+    assert image_server.hits[name] == 3
     kept = await h.client.get(done["results"][0]["url"])
-    assert kept.content == image_bytes("twice-busy")
+    assert kept.content == image_bytes(name)
     timeline = await h.client.get(f"/v1/tasks/{task['id']}/timeline", headers=caller.headers)
     retries = [e for e in timeline.json()["data"] if "download attempt" in e["detail"]]
     assert len(retries) == 2
@@ -256,3 +258,18 @@ async def test_identical_bytes_are_kept_once(
     root = h.services.assets.store.root  # type: ignore[attr-defined]
     blobs = [p for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts]
     assert [p.name for p in blobs] == [a["sha256"]]
+
+
+async def test_the_image_outlives_the_provider_link(
+    h: Harness, caller: Caller, image_server: ImageServer
+) -> None:
+    name = f"short-lived-{secrets.token_hex(4)}"  # once per name, and the lanes share the host
+    url = image_server.base + f"/once/{name}.png"
+    task = await held(h, caller, url)
+    assert await h.settle() == 1
+    [result] = (await h.get_task(caller, task["id"]))["results"]
+    async with httpx.AsyncClient() as direct:
+        assert (await direct.get(url)).status_code == 404  # the provider's link is gone
+    kept = await h.client.get(result["url"])
+    assert kept.status_code == 200
+    assert kept.content == image_bytes(name)
