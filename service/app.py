@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
-from service.assets.keeper import Assets, asset_links, build_assets
+from service.assets.keeper import Assets, UploadFiles, asset_links, build_assets
 from service.assets.mirror import Mirror
 from service.core.clock import Clock, system_clock
 from service.core.secretbox import SecretBox
@@ -28,6 +28,7 @@ from service.errors import ConfigError, StoreUnavailable
 from service.logs import get_logger
 from service.metrics import Metrics
 from service.moderation.external import ExternalModeration
+from service.providers.base import ReferenceFiles
 from service.providers.registry import build_providers, enabled_providers, simulator_base
 from service.providers.simulator import SimulatorConfig, create_simulator_app
 from service.retention import Retention
@@ -128,12 +129,14 @@ def build_upstream(
     clock: Clock,
     notify: Callable[[], None] = lambda: None,
     link: Linker | None = None,
+    files: ReferenceFiles | None = None,
 ) -> Upstream:
-    """``link`` mints result links for events (default: signed with the settings' keys)."""
+    """``link`` mints result links for events (default: signed with the settings' keys);
+    ``files`` reads uploads for providers that take files."""
     keys = [k.reveal() for k in (*settings.previous_secret_keys, settings.secret_key)]
     return Upstream(
         store=store,
-        providers=build_providers(settings, client),
+        providers=build_providers(settings, client, files),
         tokens=CallbackTokens(keys, settings.upstream.token_max_age_seconds, clock),
         settings=settings.upstream,
         public_base=settings.service.public_base,
@@ -172,7 +175,10 @@ def build_background(
     worker in another process too (see ``Waker``)."""
     waker = Waker(forward)
     assets = build_assets(settings, clock)
-    upstream = build_upstream(settings, store, client, clock, waker.wake_delivery, assets.links.url)
+    files = UploadFiles(store, assets.store)
+    upstream = build_upstream(
+        settings, store, client, clock, waker.wake_delivery, assets.links.url, files
+    )
     sender = Sender(
         settings.delivery, TargetPolicy.from_settings(settings.delivery.allowed_networks)
     )

@@ -206,7 +206,8 @@ async def submit_claimed(up: Upstream, claimed: Claimed) -> None:
         return
     url = up.callback_url(provider.name, task) if provider.accepts_callbacks else None
     try:
-        provider_task_id = await provider.submit(with_upload_links(task, up.link), url)
+        sent = task if provider.takes_files else with_upload_links(task, up.link)
+        provider_task_id = await provider.submit(sent, url)
     except ProviderRejected as exc:
         change = Change(TaskStatus.FAILED, failure=exc.failure)
     except ProviderRetryable as exc:

@@ -8,10 +8,13 @@ from pathlib import Path
 from service.assets.download import Downloader
 from service.assets.links import AssetLinks
 from service.assets.s3 import S3AssetStore
-from service.assets.store import AssetStore, FileAssetStore
+from service.assets.store import AssetStore, AssetStoreError, BlobMissing, FileAssetStore
 from service.core.clock import Clock
+from service.core.ledger import Failure
 from service.delivery.ssrf import TargetPolicy
+from service.providers.base import ProviderRejected, ProviderRetryable, ReferenceFile
 from service.settings import AssetSettings, Settings
+from service.store.base import Reads
 
 
 def open_asset_store(settings: AssetSettings, data_dir: Path) -> AssetStore:
@@ -52,3 +55,30 @@ def build_assets(settings: Settings, clock: Clock) -> Assets:
     links = asset_links(settings, clock)
     downloader = Downloader(settings.assets, asset_policy(settings), store.staging)
     return Assets(settings.assets, store, links, downloader)
+
+
+class UploadFiles:
+    """Uploads' bytes for providers that take files (``providers.base.ReferenceFiles``)."""
+
+    def __init__(self, reads: Reads, store: AssetStore) -> None:
+        self._reads = reads
+        self._store = store
+
+    async def read(self, upload_id: str) -> ReferenceFile:
+        asset = await self._reads.get_asset(upload_id)
+        if asset is None or asset.kind != "upload" or asset.purged_at is not None:
+            raise ProviderRejected(
+                Failure("upload_unavailable", f"Upload {upload_id} is no longer kept.")
+            )
+        try:
+            data = b"".join(
+                [chunk async for chunk in self._store.read(asset.sha256, 0, asset.bytes)]
+            )
+        except BlobMissing:
+            raise ProviderRejected(
+                Failure("upload_unavailable", f"Upload {upload_id} is no longer kept.")
+            ) from None
+        except AssetStoreError as exc:
+            raise ProviderRetryable(f"The asset store failed: {exc.message}") from None
+        extension = asset.content_type.rsplit("/", 1)[-1]
+        return ReferenceFile(data, asset.content_type, f"{upload_id}.{extension}")

@@ -92,8 +92,25 @@ class CallbackInvalid(ProviderError):
     code = "invalid_callback"
 
 
+@dataclass(frozen=True)
+class ReferenceFile:
+    """An uploaded reference image's bytes, for a provider that takes files, not URLs."""
+
+    data: bytes
+    content_type: str
+    filename: str
+
+
+class ReferenceFiles(Protocol):
+    """Reads uploads (``upl_…``) from the asset store (``service.assets.keeper.UploadFiles``)."""
+
+    async def read(self, upload_id: str) -> ReferenceFile: ...
+
+
 class Provider(Protocol):
     name: str
+    #: True if uploads are sent as files (``ReferenceFiles``); False: as signed links
+    takes_files: bool
     #: True if the provider calls back; False for poll-only providers
     accepts_callbacks: bool
     #: True if a callback's claims must be confirmed with ``fetch_status`` before they apply

@@ -170,6 +170,7 @@ class PollOnly:
     name: str
     accepts_callbacks: bool = False
     confirms_callbacks: bool = False
+    takes_files: bool = False
 
     def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
         self._config = config
@@ -219,17 +220,22 @@ async def call(
     json_body: Mapping[str, Any] | None = None,
     params: Mapping[str, str] | None = None,
     form: Sequence[tuple[str, str]] | None = None,
+    files: Sequence[tuple[str, tuple[str, bytes, str]]] = (),
     policy: StatusPolicy = STANDARD,
 ) -> tuple[dict[str, Any], httpx.Headers]:
     """Send one request and return its JSON object and headers, or raise a ``ProviderError``.
 
-    ``form`` is sent as multipart/form-data (repeated names allowed). Redirects are never
+    ``form`` is sent as multipart/form-data (repeated names allowed), with ``files`` — ``(field,
+    (filename, bytes, content type))`` — as its file parts. Redirects are never
     followed: an API that redirects is misconfigured, and following it could leak the key.
     """
     headers = {"Accept": "application/json"}
     if config.api_key:
         headers["Authorization"] = f"Bearer {config.api_key}"
-    files = [(name, (None, value.encode())) for name, value in form] if form else None
+    parts: list[tuple[str, tuple[str | None, bytes] | tuple[str, bytes, str]]] = [
+        (name, (None, value.encode())) for name, value in form or ()
+    ]
+    parts.extend(files)
     url = config.base_url.rstrip("/") + path
     try:
         # httpx's timeout bounds each phase; the deadline bounds the whole exchange, so a
@@ -241,7 +247,7 @@ async def call(
                 headers=headers,
                 params=params,
                 json=json_body,
-                files=files,
+                files=parts or None,
                 timeout=config.timeout_s,
                 follow_redirects=False,
             ) as response:

@@ -89,6 +89,7 @@ class KieProvider:
     name: str = "kie"
     accepts_callbacks: bool = True
     confirms_callbacks: bool = True
+    takes_files: bool = False
 
     def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
         self._config = config

@@ -1,9 +1,10 @@
 """nanobananapro.cloud: ``/api/v1/image/nano-banana`` (multipart) + ``/result``, poll-only.
 
-The create call is multipart/form-data because that is how the API takes reference files; we only
-send URLs (``imageUrl``, repeated), never files. There is no error envelope: failures are plain
-HTTP statuses. The API offers nano-banana-fast, nano-banana and nano-banana-pro; Nano Banana 2 is
-not among them, so such a task is refused before any call.
+The create call is multipart/form-data because that is how the API takes reference files: an
+upload kept by taskhook is sent as a file (``imageFile``, its bytes read from the asset store),
+any other reference image as its URL (``imageUrl``); both repeat, up to 14 in all. There is no
+error envelope: failures are plain HTTP statuses. The API offers nano-banana-fast, nano-banana
+and nano-banana-pro; Nano Banana 2 is not among them, so such a task is refused before any call.
 """
 
 from __future__ import annotations
@@ -11,9 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
+from service.core.ids import is_id
 from service.core.ledger import Failure, TaskStatus
 from service.core.tasks import Task
-from service.providers.base import ProviderRejected, ProviderUpdate
+from service.providers.base import (
+    ProviderConfig,
+    ProviderRejected,
+    ProviderUpdate,
+    ReferenceFiles,
+)
 from service.providers.http import (
     PollOnly,
     call,
@@ -34,10 +43,31 @@ class NanoBananaProProvider(PollOnly):
     """The ``nanobananapro`` adapter. The shared ``client`` belongs to the app; it is borrowed."""
 
     name: str = "nanobananapro"
+    takes_files: bool = True
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        client: httpx.AsyncClient,
+        files: ReferenceFiles | None = None,
+    ) -> None:
+        super().__init__(config, client)
+        self._files = files
 
     async def submit(self, task: Task, callback_url: str | None) -> str:
         """Create the image task; returns ``data.id``. ``callback_url`` is not used."""
-        body, _ = await call(self._client, self._config, "POST", CREATE, form=self.form_for(task))
+        uploads = []
+        for image in task.spec.images:
+            if is_id(image, "upl"):
+                if self._files is None:
+                    raise ProviderRejected(
+                        Failure("upload_unavailable", "Uploads cannot be read here.")
+                    )
+                found = await self._files.read(image)
+                uploads.append(("imageFile", (found.filename, found.data, found.content_type)))
+        body, _ = await call(
+            self._client, self._config, "POST", CREATE, form=self.form_for(task), files=uploads
+        )
         return task_id_from(self._config, body, "id", "create")
 
     async def fetch_status(self, provider_task_id: str) -> ProviderUpdate:
@@ -84,7 +114,7 @@ class NanoBananaProProvider(PollOnly):
             ("aspectRatio", spec.aspect_ratio),
             ("imageSize", spec.resolution.upper()),
         ]
-        form.extend(("imageUrl", url) for url in spec.images)
+        form.extend(("imageUrl", url) for url in spec.images if not is_id(url, "upl"))
         return form
 
     def _failure(self, data: Mapping[str, Any]) -> Failure:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import httpx
 
 from service.providers.banana2 import Banana2Provider
-from service.providers.base import Provider, ProviderConfig
+from service.providers.base import Provider, ProviderConfig, ReferenceFiles
 from service.providers.kie import KieProvider
 from service.providers.nanobananapro import NanoBananaProProvider
 from service.providers.simulator_adapter import SimulatorProvider
@@ -35,8 +35,11 @@ def enabled_providers(settings: Settings) -> tuple[str, ...]:
     return tuple(name for name in names if name in settings.tasks.providers)
 
 
-def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, Provider]:
-    """Every enabled provider that ``tasks.providers`` allows, by name."""
+def build_providers(
+    settings: Settings, client: httpx.AsyncClient, files: ReferenceFiles | None = None
+) -> dict[str, Provider]:
+    """Every enabled provider that ``tasks.providers`` allows, by name; ``files`` reads
+    uploads for the providers that take files."""
     found: dict[str, Provider] = {}
     if settings.simulator.enabled:
         api_key = settings.simulator.api_key
@@ -50,5 +53,8 @@ def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, 
         )
         found["simulator"] = SimulatorProvider(config, client)
     for name, config in settings.providers.items():
-        found[name] = _ADAPTERS[name](config, client)
+        if name == "nanobananapro":
+            found[name] = NanoBananaProProvider(config, client, files)
+        else:
+            found[name] = _ADAPTERS[name](config, client)
     return {name: found[name] for name in enabled_providers(settings)}

@@ -32,6 +32,7 @@ class SimulatorProvider(KieProvider):
     name: str = "simulator"
     accepts_callbacks: bool = True
     confirms_callbacks: bool = False
+    takes_files: bool = False
 
     def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
         super().__init__(config, client)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
 
+from service.assets.keeper import UploadFiles
+from service.assets.store import FileAssetStore
+from service.core.assets import Asset
 from service.core.ledger import TaskStatus
 from service.providers.base import (
     CallbackInvalid,
@@ -17,7 +22,10 @@ from service.providers.base import (
     ProviderRetryable,
 )
 from service.providers.nanobananapro import NanoBananaProProvider
-from tests.providers.fakes.nanobananapro import FakeNanoBananaPro, form_fields
+from service.store.base import Account
+from service.store.sqlite import SqliteStore
+from tests.image_server import image_bytes
+from tests.providers.fakes.nanobananapro import FakeNanoBananaPro, form_fields, form_files
 from tests.providers.support import (
     API_KEY,
     REJECTIONS,
@@ -100,6 +108,41 @@ async def test_image_to_image_repeats_image_url(
     assert fields["mode"] == ["image-to-image"]
     assert fields["imageUrl"] == list(images)
     assert fields["aspectRatio"] == ["auto"]
+
+
+async def test_an_upload_is_sent_as_a_file_from_the_asset_store(
+    server: Server, fake: FakeNanoBananaPro, http_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # a real store and asset store holding one upload, read through UploadFiles
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    blobs = FileAssetStore(tmp_path / "assets")
+    png = image_bytes("reference", "png", 40, 30)
+    staged = blobs.staging / "ref.part"
+    staged.write_bytes(png)
+    sha = hashlib.sha256(png).hexdigest()
+    await blobs.put(sha, staged, "image/png")
+    upload = Asset(
+        id="upl_01M8YD0000000000000000000Q", account_id="acct_01M8YD0000000000000000000Q",
+        kind="upload", sha256=sha, content_type="image/png", width=40, height=30,
+        bytes=len(png), created_at=1,
+    )  # fmt: skip
+    async with store.transaction() as tx:
+        await tx.insert_account(Account(upload.account_id, "a", 1))
+        await tx.insert_asset(upload)
+    try:
+        config = ProviderConfig("nanobananapro", server[1], API_KEY)
+        provider = NanoBananaProProvider(config, http_client, UploadFiles(store, blobs))
+        assert provider.takes_files
+        images = (upload.id, "https://img.example.com/b.png")
+        await provider.submit(make_task(model="nano-banana", images=images), None)
+    finally:
+        await store.close()
+    content_type = fake.last.headers["content-type"]
+    assert form_fields(content_type, fake.last.body)["imageUrl"] == [images[1]]
+    assert form_files(content_type, fake.last.body) == [
+        ("imageFile", f"{upload.id}.png", "image/png", png)
+    ]
 
 
 async def test_nano_banana_2_is_refused_without_a_call(

@@ -34,7 +34,8 @@ class FakeNanoBananaPro(FakeUpstream):
         if not content_type.startswith("multipart/form-data"):
             return reply({"error": "Expected multipart/form-data"}, 400)
         fields = form_fields(content_type, recorded.body)
-        problem = _invalid(fields)
+        files = form_files(content_type, recorded.body)
+        problem = _invalid(fields, sum(1 for f in files if f[0] == "imageFile"))
         if problem:
             return reply({"error": problem}, 400)
         task_id = self.new_id("task-")
@@ -69,22 +70,42 @@ class FakeNanoBananaPro(FakeUpstream):
         self.tasks[task_id].update(status=status, **fields)
 
 
-def form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
-    """The text fields of a multipart/form-data body, repeated names kept in order."""
+def _parts(content_type: str, body: bytes) -> list[tuple[str, str | None, str, bytes]]:
+    """``(name, filename, content type, payload)`` of each part, in order."""
     head = f"Content-Type: {content_type}\r\n\r\n".encode()
     message = BytesParser(policy=HTTP).parsebytes(head + body)
-    fields: dict[str, list[str]] = {}
+    parts = []
     for part in message.iter_parts():
         assert isinstance(part, Message)
         name = part.get_param("name", header="content-disposition")
+        filename = part.get_param("filename", header="content-disposition")
         payload = part.get_payload(decode=True)
         assert isinstance(name, str)
         assert isinstance(payload, bytes)
-        fields.setdefault(name, []).append(payload.decode())
+        parts.append((name, filename if isinstance(filename, str) else None,
+                      part.get_content_type(), payload))  # fmt: skip
+    return parts
+
+
+def form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """The text fields of a multipart/form-data body, repeated names kept in order."""
+    fields: dict[str, list[str]] = {}
+    for name, filename, _, payload in _parts(content_type, body):
+        if filename is None:
+            fields.setdefault(name, []).append(payload.decode())
     return fields
 
 
-def _invalid(fields: dict[str, list[str]]) -> str | None:
+def form_files(content_type: str, body: bytes) -> list[tuple[str, str, str, bytes]]:
+    """The file parts: ``(field, filename, content type, bytes)``."""
+    return [
+        (name, filename, kind, payload)
+        for name, filename, kind, payload in _parts(content_type, body)
+        if filename is not None
+    ]
+
+
+def _invalid(fields: dict[str, list[str]], image_files: int) -> str | None:
     if not fields.get("prompt", [""])[0]:
         return "Missing required params: prompt"
     if fields.get("model", [""])[0] not in MODELS:
@@ -92,9 +113,9 @@ def _invalid(fields: dict[str, list[str]]) -> str | None:
     mode = fields.get("mode", ["text-to-image"])[0]
     if mode not in ("text-to-image", "image-to-image"):
         return "Invalid mode"
-    if mode == "image-to-image" and not fields.get("imageUrl"):
+    if mode == "image-to-image" and not (fields.get("imageUrl") or image_files):
         return "image-to-image requires imageFile or imageUrl"
-    if len(fields.get("imageUrl", [])) > 14:
+    if len(fields.get("imageUrl", [])) + image_files > 14:
         return "At most 14 reference images"
     if fields.get("imageSize", ["1K"])[0] not in ("1K", "2K", "4K"):
         return "imageSize must be 1K, 2K or 4K"
