@@ -711,7 +711,7 @@ MALFORMED: dict[str, bytes] = {
     "result_json_not_json": _success_with(resultJson="{resultUrls: nope"),
     "result_json_array": _success_with(resultJson="[]"),
     "result_urls_missing": _success_with(resultJson="{}"),
-    "result_urls_empty": _success_with(resultJson=json.dumps({"resultUrls": []})),
+    # (an empty "resultUrls" is a success naming no image: no_result, tests/assets/test_mirror)
     "result_urls_string": _success_with(resultJson=json.dumps({"resultUrls": image_url()})),
     "result_url_ftp": _success_with(resultJson=json.dumps({"resultUrls": ["ftp://x/a.png"]})),
     "result_url_relative": _success_with(resultJson=json.dumps({"resultUrls": ["/a.png"]})),
