@@ -17,13 +17,16 @@ from service.settings import AssetSettings, Settings
 from service.store.base import Reads
 
 
-def open_asset_store(settings: AssetSettings, data_dir: Path) -> AssetStore:
-    """The asset store ``[assets] store`` names: files under ``data_dir/assets``, or S3."""
+def open_asset_store(
+    settings: AssetSettings, data_dir: Path, *, durable: bool = True
+) -> AssetStore:
+    """The asset store ``[assets] store`` names: files under ``data_dir/assets`` (fsynced when
+    ``durable``), or S3."""
     if settings.store == "s3" and settings.s3 is not None:
         staging = data_dir / "assets" / ".staging"
         staging.mkdir(parents=True, exist_ok=True)
         return S3AssetStore(settings.s3, staging)
-    return FileAssetStore(data_dir / "assets")
+    return FileAssetStore(data_dir / "assets", durable=durable)
 
 
 def asset_policy(settings: Settings) -> TargetPolicy:
@@ -51,7 +54,8 @@ def asset_links(settings: Settings, clock: Clock) -> AssetLinks:
 
 
 def build_assets(settings: Settings, clock: Clock) -> Assets:
-    store = open_asset_store(settings.assets, settings.storage.data_dir)
+    durable = settings.storage.synchronous == "FULL"
+    store = open_asset_store(settings.assets, settings.storage.data_dir, durable=durable)
     links = asset_links(settings, clock)
     downloader = Downloader(settings.assets, asset_policy(settings), store.staging)
     return Assets(settings.assets, store, links, downloader)
