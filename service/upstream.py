@@ -13,6 +13,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from service.core import credits, strictjson
 from service.core.assets import MirrorJob
@@ -34,6 +35,7 @@ from service.settings import UpstreamSettings
 from service.store.base import Claimed, Keep, Store, Transaction
 
 log = get_logger("taskhook.upstream")
+T = TypeVar("T")
 ACTIVE = (TaskStatus.SUBMITTED.value, TaskStatus.RUNNING.value)
 TIMEOUT_FAILURE = Failure("provider_timeout", "The provider did not finish the task in time.")
 
@@ -161,27 +163,34 @@ async def _held(tx: Transaction, task: Task) -> bool:
 
 
 async def in_parallel(
-    items: Iterable[Claimed], work: Callable[[Claimed], Awaitable[None]], limit: int
+    items: Iterable[T],
+    work: Callable[[T], Awaitable[None]],
+    limit: int,
+    task_id: Callable[[T], str],
 ) -> None:
-    """Run ``work`` on each item, at most ``limit`` at once; one failure does not stop the rest.
-    Items the database was away for are not logged one by one: the first such error is raised
-    once all are done, and the worker loop defers the round (their claims' leases bring them
-    round again)."""
+    """Run ``work`` on each item, at most ``limit`` at once; one failure does not stop the rest
+    (it is logged with the item's ``task_id``). Items the database was away for are not
+    logged one by one: the first such error is raised once all are done, and the worker loop
+    defers the round (their claims' leases bring them round again)."""
     gate = asyncio.Semaphore(limit)
     away: list[StoreError] = []
 
-    async def guarded(item: Claimed) -> None:
+    async def guarded(item: T) -> None:
         async with gate:
             try:
                 await work(item)
             except (StoreUnavailable, StoreBusy) as exc:
                 away.append(exc)
             except Exception:
-                log.exception("worker.item_failed", task_id=item.task.id)
+                log.exception("worker.item_failed", task_id=task_id(item))
 
     await asyncio.gather(*(guarded(item) for item in items))
     if away:
         raise away[0]
+
+
+def _task_id(claimed: Claimed) -> str:
+    return claimed.task.id
 
 
 # -- submission -------------------------------------------------------------------------------
@@ -192,7 +201,7 @@ async def submit_due(up: Upstream, limit: int, concurrency: int) -> int:
     now = up.clock()
     lease_ms = up.settings.lease_seconds * 1000
     claimed = await up.store.claim_due_tasks(("queued",), now, lease_ms, limit)
-    await in_parallel(claimed, lambda c: submit_claimed(up, c), concurrency)
+    await in_parallel(claimed, lambda c: submit_claimed(up, c), concurrency, _task_id)
     return len(claimed)
 
 
@@ -292,7 +301,7 @@ async def reconcile_due(up: Upstream, limit: int, concurrency: int) -> int:
     now = up.clock()
     lease_ms = up.settings.lease_seconds * 1000
     claimed = await up.store.claim_due_tasks(ACTIVE, now, lease_ms, limit)
-    await in_parallel(claimed, lambda c: poll_claimed(up, c), concurrency)
+    await in_parallel(claimed, lambda c: poll_claimed(up, c), concurrency, _task_id)
     return len(claimed)
 
 

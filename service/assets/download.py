@@ -29,7 +29,7 @@ import aiohttp
 from service.assets.probe import ImageInfo, NotAnImage, probe_async
 from service.core.images import SNIFF_BYTES, sniff
 from service.delivery.sender import retry_after
-from service.delivery.ssrf import TargetPolicy, UnsafeTarget, check_url, guarded_connector
+from service.delivery.ssrf import TargetPolicy, UnsafeTarget, check_url, guarded_session
 from service.errors import TaskhookError
 from service.settings import AssetSettings
 
@@ -129,14 +129,10 @@ class Downloader:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=guarded_connector(
-                    self._policy, limit=self._settings.concurrency * 2, limit_per_host=0
-                ),
-                timeout=aiohttp.ClientTimeout(total=self._settings.download_timeout_seconds),
-                trust_env=False,
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
+            self._session = guarded_session(
+                self._policy,
+                limit=self._settings.concurrency * 2,
+                timeout_s=self._settings.download_timeout_seconds,
             )
         return self._session
 

@@ -27,10 +27,9 @@ from service.core.ledger import Change, Failure, Outcome, Result, TaskStatus
 from service.core.mirroring import kept_result, result_unavailable
 from service.core.retry import backoff_ms
 from service.core.timeline import EntryKind, TimelineEntry
-from service.errors import StoreBusy, StoreError, StoreUnavailable
 from service.logs import get_logger
 from service.store.base import Transaction
-from service.upstream import Upstream, apply_update
+from service.upstream import Upstream, apply_update, in_parallel
 
 log = get_logger("taskhook.mirror")
 
@@ -73,21 +72,9 @@ class Mirror:
         claimed = await self._up.store.claim_due_mirrors(
             self._up.clock(), settings.lease_seconds * 1000, settings.batch_size
         )
-        gate = asyncio.Semaphore(settings.concurrency)
-        away: list[StoreError] = []
-
-        async def guarded(job: ClaimedMirror) -> None:
-            async with gate:
-                try:
-                    await self.mirror_one(job)
-                except (StoreUnavailable, StoreBusy) as exc:
-                    away.append(exc)
-                except Exception:
-                    log.exception("mirror.job_failed", task_id=job.job.task_id)
-
-        await asyncio.gather(*(guarded(job) for job in claimed))
-        if away:
-            raise away[0]
+        await in_parallel(
+            claimed, self.mirror_one, settings.concurrency, lambda job: job.job.task_id
+        )
         return len(claimed)
 
     async def mirror_one(self, claimed: ClaimedMirror) -> None:

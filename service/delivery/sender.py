@@ -17,7 +17,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 
 from service.core.delivery import Outbound
-from service.delivery.ssrf import TargetPolicy, UnsafeTarget, check_url, guarded_connector
+from service.delivery.ssrf import TargetPolicy, UnsafeTarget, check_url, guarded_session
 from service.settings import DeliverySettings
 
 _VERDICTS_KEPT = 4096
@@ -56,20 +56,12 @@ class Sender:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=guarded_connector(
-                    self._policy,
-                    limit=self._settings.concurrency,
-                    # Per *endpoint* limits are the worker's; aiohttp's per-host limit would
-                    # make every endpoint on one host:port share a single endpoint's share.
-                    limit_per_host=0,
-                ),
-                timeout=aiohttp.ClientTimeout(total=self._settings.request_timeout_seconds),
-                trust_env=False,
-                auto_decompress=False,
-                # Endpoints of different accounts may share a host: a cookie one sets must
-                # not reach the others. (Keeping none also skips a jar lookup per request.)
-                cookie_jar=aiohttp.DummyCookieJar(),
+            # Per *endpoint* limits are the worker's (guarded_session has no per-host limit:
+            # it would make every endpoint on one host:port share a single endpoint's share).
+            self._session = guarded_session(
+                self._policy,
+                limit=self._settings.concurrency,
+                timeout_s=self._settings.request_timeout_seconds,
             )
         return self._session
 

@@ -307,3 +307,18 @@ def guarded_connector(
         limit=limit,
         limit_per_host=limit_per_host,
     )
+
+
+def guarded_session(policy: TargetPolicy, *, limit: int, timeout_s: float) -> aiohttp.ClientSession:
+    """An aiohttp session for requests to addresses users gave us (endpoints, result images):
+    every connection through :func:`guarded_connector`, no proxy from the environment, no
+    decompression (bytes are passed on or hashed as they came), and no cookies — targets of
+    different accounts may share a host, and a cookie one sets must not reach the others.
+    aiohttp's per-host limit is off: the callers keep their own per-target limits."""
+    return aiohttp.ClientSession(
+        connector=guarded_connector(policy, limit=limit, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        trust_env=False,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )

@@ -51,6 +51,8 @@ async def serve_asset(request: Request) -> Response:
         "ETag": etag,
         "Cache-Control": "private, max-age=86400, immutable",
         "Accept-Ranges": "bytes",
+        # the type is the one read from the bytes; a browser must not guess another
+        "X-Content-Type-Options": "nosniff",
     }
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
