@@ -305,14 +305,15 @@ def memory(work_dir: Path, side: int, count: int, concurrency: int) -> float:
     host, base = image_host(work_dir / f"mem-{side}")
     try:
         urls = json.dumps([f"{base}/{p.name}" for p in images])
+        # The peak is read from /proc (VmHWM), reset at the start (clear_refs 5): getrusage's
+        # maxrss would carry the forking parent's peak into the child.
         code = (
-            "import asyncio, json, resource, sys; from pathlib import Path;"
-            "from tools.bench.assets import taskhook_loop;"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+            "import asyncio, json, sys; from pathlib import Path;"
+            "from tools.bench.assets import taskhook_loop, vm;"
+            "Path('/proc/self/clear_refs').write_text('5'); before = vm('VmRSS');"
             f"asyncio.run(taskhook_loop(json.loads(sys.argv[1]), {concurrency},"
             " Path(sys.argv[2])));"
-            "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-            "print((after - before) / 1024)"
+            "print((vm('VmHWM') - before) / 1024)"
         )
         out = subprocess.run(  # noqa: S603
             [sys.executable, "-c", code, urls, str(work_dir / f"mem-out-{side}")],
@@ -322,6 +323,14 @@ def memory(work_dir: Path, side: int, count: int, concurrency: int) -> float:
     finally:
         host.terminate()
         host.wait()
+
+
+def vm(field: str) -> int:
+    """A ``/proc/self/status`` figure in KiB (``VmRSS``, ``VmHWM``: the peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
 
 
 def run(quick: bool, runs: int | None, work_dir: Path) -> dict[str, Any]:
