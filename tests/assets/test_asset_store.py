@@ -181,3 +181,24 @@ async def test_a_result_mirrored_to_s3_is_served_from_it(
     part = await h.client.get(result["url"], headers={"Range": "bytes=8-15"})
     assert part.status_code == 206
     assert part.content == original[8:16]
+
+
+async def test_a_large_blob_goes_up_in_parts_whole_with_its_type(tmp_path: Path) -> None:
+    """obstore switches to a multipart upload past its 5 MiB part size; the object is still
+    the one whole blob, Content-Type included."""
+    settings = s3_server.new_bucket(prefix="big")
+    store = S3AssetStore(settings, tmp_path)
+    data = os.urandom(11 * 1024 * 1024 + 1)
+    key, staged = stage(store, data)
+    await store.put(key, staged, "image/jpeg")
+    assert await store.size(key) == len(data)
+    assert b"".join(await read_all(store, key, 0, len(data))) == data
+    import boto3
+
+    client = boto3.client(
+        "s3", endpoint_url=settings.endpoint_url, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    head = client.head_object(Bucket=settings.bucket, Key=f"big/{key}")
+    assert head["ContentType"] == "image/jpeg"
+    assert head["ETag"].endswith('-3"'), "uploaded as three parts"
