@@ -253,6 +253,7 @@ def simulator_config(settings: Settings, public_url: str) -> SimulatorConfig:
         failure_rate=settings.simulator.failure_rate,
         callback_policy=TargetPolicy.from_settings(settings.delivery.allowed_networks),
         max_pending_callbacks=settings.simulator.max_pending_callbacks,
+        image_faults=settings.simulator.image_faults,
     )
 
 

@@ -218,6 +218,7 @@ SCHEMA: dict[str, dict[str, Convert]] = {
         "progress_steps": _integer(0, 10),
         "failure_rate": _fraction,
         "max_pending_callbacks": _integer(1, 100_000),
+        "image_faults": _fraction,
     },
     "moderation": {
         "on_error": _choice("block", "allow"),

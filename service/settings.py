@@ -232,6 +232,8 @@ class SimulatorSettings:
     failure_rate: float
     #: jobs whose callbacks are not all sent yet; createTask answers 429 beyond
     max_pending_callbacks: int
+    #: fraction of result images served badly (500 then fine, 404 for good, or slowly)
+    image_faults: float
     #: Standard Webhooks secret its callbacks are signed with (TASKHOOK_SIMULATOR_SECRET)
     secret: Secret
     #: the ``Authorization: Bearer`` key createTask and recordInfo ask for

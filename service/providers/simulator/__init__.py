@@ -6,6 +6,13 @@ limits that real providers produce. See ``app`` for the routes and ``jobs`` for 
 """
 
 from .app import Simulator, create_simulator_app
-from .jobs import SimulatorConfig
+from .jobs import ImageBehaviour, ImageFault, SimulatorConfig, image_fault
 
-__all__ = ["Simulator", "SimulatorConfig", "create_simulator_app"]
+__all__ = [
+    "ImageBehaviour",
+    "ImageFault",
+    "Simulator",
+    "SimulatorConfig",
+    "create_simulator_app",
+    "image_fault",
+]

@@ -40,10 +40,12 @@ from service.logs import get_logger
 from .images import ImageCache
 from .jobs import (
     CreateRequest,
+    ImageFault,
     InvalidRequest,
     Job,
     SimulatorConfig,
     fails_by_rate,
+    image_fault,
     parse_create,
     parse_tags,
 )
@@ -88,6 +90,8 @@ class Simulator:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._by_image: dict[str, Job] = {}
         self._busy: OrderedDict[str, int] = OrderedDict()
+        #: requests so far per (image id, index) of a TRANSIENT image still answering 500
+        self._image_tries: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -156,6 +160,25 @@ class Simulator:
             task.add_done_callback(self._tasks.discard)
         log.info("simulator.created", provider_task_id=job.task_id, fails=job.fails)
         return job
+
+    def image_failure(self, job: Job, index: int) -> tuple[int | None, float]:
+        """``[simulator] image_faults`` for this request of image ``index``: the error status
+        to answer instead of the image (or None), and the seconds to wait first."""
+        behaviour = image_fault(job.image_id, index, self.config.image_faults)
+        if behaviour.fault is ImageFault.MISSING:
+            return 404, 0.0
+        if behaviour.fault is ImageFault.SLOW:
+            return None, behaviour.delay_s
+        if behaviour.fault is ImageFault.TRANSIENT:
+            key = (job.image_id, index)
+            tries = self._image_tries.get(key, 0)
+            if tries < behaviour.failures:
+                self._image_tries[key] = tries + 1
+                self._image_tries.move_to_end(key)
+                while len(self._image_tries) > MAX_JOBS:
+                    self._image_tries.popitem(last=False)
+                return 500, 0.0
+        return None, 0.0
 
     def get(self, task_id: str) -> Job | None:
         return self._jobs.get(task_id)
@@ -323,6 +346,13 @@ class _Routes:
             or request.path_params["ext"] != job.request.output_format
         ):
             return _error(404, "image not found")
+        status, delay_s = self.sim.image_failure(job, index)
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        if status == 404:
+            return _error(404, "image not found")
+        if status is not None:
+            return _error(status, "Simulated image server error, retry later")
         spec = job.image_spec(index)
         data = await self.sim.images.get(spec)
         return Response(

@@ -8,6 +8,7 @@ suppresses every callback (that is what a reconciler polling a silent provider r
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
@@ -56,6 +57,9 @@ class SimulatorConfig:
     callback_policy: TargetPolicy = field(default_factory=TargetPolicy)
     #: jobs whose callbacks are not all sent yet; createTask answers 429 beyond
     max_pending_callbacks: int = MAX_PENDING_CALLBACKS
+    #: fraction of result images served badly (``image_fault``): a 500 that clears after one
+    #: or two tries, a 404 for good, or a slow answer; 0 serves every image at once
+    image_faults: float = 0.0
 
 
 class InvalidRequest(ValueError):
@@ -92,6 +96,51 @@ def fails_by_rate(prompt: str, seed: int | None, failure_rate: float) -> bool:
         return False
     digest = hashlib.sha256(f"{prompt}\x00{seed}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < failure_rate
+
+
+class ImageFault(enum.Enum):
+    """How the image route misbehaves for one image (``image_fault``)."""
+
+    NONE = "none"
+    #: 500 to its first one or two requests (``ImageBehaviour.failures``), then the image
+    TRANSIENT = "transient"
+    #: 404 to every request: the result is gone for good
+    MISSING = "missing"
+    #: the image, after a pause of 0.5 to 2 s (``ImageBehaviour.delay_s``)
+    SLOW = "slow"
+
+
+@dataclass(frozen=True)
+class ImageBehaviour:
+    fault: ImageFault
+    #: requests answered 500 before the image is served (TRANSIENT only)
+    failures: int = 0
+    #: seconds before the answer (SLOW only)
+    delay_s: float = 0.0
+
+
+#: at most this many 500s before a TRANSIENT image is served
+MAX_TRANSIENT_FAILURES = 2
+SLOW_S = (0.5, 2.0)
+
+
+def image_fault(image_id: str, index: int, fraction: float) -> ImageBehaviour:
+    """How image ``index`` of ``image_id`` is served when ``fraction`` of images misbehave:
+    decided by a stable hash of the two, so a 404 stays a 404 and anyone who knows the fraction
+    (a soak judging the outcome) can tell which. The faulty third each: transient 500, 404, slow.
+    """
+    if fraction <= 0:
+        return ImageBehaviour(ImageFault.NONE)
+    digest = hashlib.sha256(f"taskhook-sim-image\x00{image_id}\x00{index}".encode()).digest()
+    if int.from_bytes(digest[:8], "big") / 2**64 >= fraction:
+        return ImageBehaviour(ImageFault.NONE)
+    kind = digest[8] % 3
+    if kind == 0:
+        return ImageBehaviour(ImageFault.TRANSIENT, failures=1 + digest[9] % MAX_TRANSIENT_FAILURES)
+    if kind == 1:
+        return ImageBehaviour(ImageFault.MISSING)
+    low, high = SLOW_S
+    return ImageBehaviour(ImageFault.SLOW, delay_s=round(low + (high - low) * digest[10] / 255, 3))
 
 
 @dataclass(frozen=True)
