@@ -81,6 +81,7 @@ class Mirror:
         job = claimed.job
         failure: Failure | None = None
         staged: list[Staged] = []
+        source = job.sources[0]
         try:
             for source in job.sources:
                 staged.append(await self._keep(source))
@@ -89,9 +90,10 @@ class Mirror:
             if attempts < self._settings.download_attempts:
                 await self._retry(claimed, attempts, exc)
                 return
-            failure = result_unavailable(f"{exc.message} (after {attempts} attempts)")
+            failure = result_unavailable(f"{exc.message} (after {attempts} attempts): {source.url}")
         except DownloadRefused as exc:
-            failure = result_unavailable(exc.message)
+            # the link is the provider's, as the task's results would have shown it
+            failure = result_unavailable(f"{exc.message}: {source.url}")
         try:
             await self._settle(claimed, staged, failure)
         except _LostClaim:

@@ -35,7 +35,7 @@ from service.store.postgres.admin import (
 from service.store.postgres.admin import (
     is_postgres_url as is_postgres,
 )
-from tools.soak import checks_delivery, checks_tasks, db, logs
+from tools.soak import checks_assets, checks_delivery, checks_tasks, db, logs
 from tools.soak.accounts import create_accounts, customers, register
 from tools.soak.api import Api
 from tools.soak.balancer import Balancer
@@ -45,7 +45,7 @@ from tools.soak.forgery import Forgery
 from tools.soak.garbage import Garbage
 from tools.soak.ingress import Ingress
 from tools.soak.load import Load
-from tools.soak.plan import Plan
+from tools.soak.plan import IMAGE_FAULTS, Plan
 from tools.soak.postgres import OwnedServer, fresh_name
 from tools.soak.processes import Ports, Secrets, Service, service_env
 from tools.soak.receivers import Receiver
@@ -184,10 +184,11 @@ async def soak(plan: Plan, run_dir: Path, topology: Topology) -> Report:
         drained = await drain(source, api, accounts, since_ms, plan.drain_s)
         snap = await db.read(source)
         report.checks = [
-            checks_tasks.tasks_accounted(snap, load, settings.upstream),
+            checks_tasks.tasks_accounted(snap, load, settings.upstream, IMAGE_FAULTS),
             checks_tasks.ledgers_legal(snap),
             await checks_tasks.credits_balance(snap, api, accounts),
             checks_tasks.callbacks_sound(snap, ingress, forgery),
+            await checks_assets.results_kept(snap, api, accounts, IMAGE_FAULTS),
             checks_delivery.every_event_delivered(snap, accounts),
             checks_delivery.delivery_table_sound(snap, settings.delivery),
             checks_delivery.endpoints_intact(snap, accounts),

@@ -18,6 +18,7 @@ from service.core.ledger import Change, Failure, Outcome, Result, TaskStatus, ap
 from service.settings import UpstreamSettings
 from tools.soak.accounts import Account
 from tools.soak.api import BUSY_OR_DOWN, Api
+from tools.soak.checks_assets import lost_image
 from tools.soak.db import Row, Snapshot
 from tools.soak.forgery import Forgery
 from tools.soak.ingress import Ingress
@@ -46,10 +47,13 @@ def _waiting(task: Row, now_ms: int, settings: UpstreamSettings) -> bool:
     return looked_after and now_ms - task["created_at"] < oldest + GRACE_MS
 
 
-def tasks_accounted(snap: Snapshot, load: Load, settings: UpstreamSettings) -> Check:
+def tasks_accounted(
+    snap: Snapshot, load: Load, settings: UpstreamSettings, image_faults: float
+) -> Check:
     """Every acknowledged task exists; every stored task was submitted by the soak, once per
     Idempotency-Key; all are terminal (or, submitted late, still legitimately in flight); and
-    each ended as its simulator tags said it would."""
+    each ended as its simulator tags said it would — or failed ``result_unavailable`` on an
+    image the simulator never serves (``checks_assets.lost_image``)."""
     check = Check("every accepted task is accounted for and finished")
     tasks = snap.by_id("tasks")
     by_key = {(r["account_id"], r["key"]): r["task_id"] for r in snap.idempotency}
@@ -90,7 +94,7 @@ def tasks_accounted(snap: Snapshot, load: Load, settings: UpstreamSettings) -> C
         row = tasks.get(sub.task_id or "")
         if row is None or row["status"] not in ("succeeded", "failed"):
             continue
-        if row["status"] != sub.expect:
+        if row["status"] != sub.expect and not lost_image(row, image_faults):
             mismatched[f"{sub.expect} → {row['status']} ({row['failure_code']})"] += 1
             check.problems.append(
                 f"{row['id']}: tags {sub.body['prompt'].split('#')[-1]!r} should have"

@@ -39,6 +39,8 @@ _TABLES = {
     "callbacks": "SELECT id, account_id, task_id, provider, provider_task_id, verdict, outcome,"
     " detail, received_at, applied_at, length(body) AS body_length FROM callbacks",
     "idempotency": "SELECT * FROM idempotency_keys",
+    "assets": "SELECT * FROM assets",
+    "mirrors": "SELECT * FROM mirrors",
 }
 
 

@@ -25,6 +25,9 @@ REQUEST_TIMEOUT_S = 2
 #: requests a second per key, and the burst (dev.toml's is far above anything the soak sends)
 RATE_LIMIT = (8, 16)
 MAX_IN_FLIGHT = 12
+#: the share of the simulator's result images that misbehave (a third each: 500 a time or two,
+#: 404 for good, slow): tasks end only once their images are kept, or fail result_unavailable
+IMAGE_FAULTS = 0.15
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,13 @@ class Plan:
             "TASKHOOK__API__RATE_LIMIT": str(RATE_LIMIT[0]),
             "TASKHOOK__API__RATE_LIMIT_BURST": str(RATE_LIMIT[1]),
             "TASKHOOK__TASKS__MAX_IN_FLIGHT_PER_ACCOUNT": str(MAX_IN_FLIGHT),
+            "TASKHOOK__SIMULATOR__IMAGE_FAULTS": str(IMAGE_FAULTS),
+            # retries of a transient image well inside the drain; a killed worker's job back
+            # within seconds
+            "TASKHOOK__ASSETS__DOWNLOAD_ATTEMPTS": "8",
+            "TASKHOOK__ASSETS__BACKOFF_BASE_MS": "100",
+            "TASKHOOK__ASSETS__BACKOFF_MAX_MS": "1000",
+            "TASKHOOK__ASSETS__LEASE_SECONDS": "5",
         }
 
     @property
