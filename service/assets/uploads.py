@@ -48,7 +48,7 @@ async def create_upload(
     writer = StagedWriter(assets.store.staging, limit)
     try:
         async for chunk in body:
-            writer.write(chunk)
+            await writer.write(chunk)
         staged = await writer.finish()
     except TooLarge:
         writer.discard()
