@@ -133,7 +133,7 @@ def build_upstream(
 ) -> Upstream:
     """``link`` mints result links for events (default: signed with the settings' keys);
     ``files`` reads uploads for providers that take files."""
-    keys = [k.reveal() for k in (*settings.previous_secret_keys, settings.secret_key)]
+    keys = settings.signing_keys
     return Upstream(
         store=store,
         providers=build_providers(settings, client, files),

@@ -265,6 +265,12 @@ class Settings:
     #: earlier secret keys, still accepted for callback tokens (TASKHOOK_SECRET_KEY_PREVIOUS)
     previous_secret_keys: tuple[Secret, ...] = ()
 
+    @property
+    def signing_keys(self) -> list[str]:
+        """Every key a signature of ours may be under, oldest first, the current one last
+        (itsdangerous signs with the last and accepts any): callback tokens, asset links."""
+        return [k.reveal() for k in (*self.previous_secret_keys, self.secret_key)]
+
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the config file named by ``TASKHOOK_CONFIG`` (default ``config/default.toml``)."""

@@ -49,7 +49,7 @@ class Assets:
 
 def asset_links(settings: Settings, clock: Clock) -> AssetLinks:
     """Links signed with the secret key (and accepted under the previous ones)."""
-    keys = [k.reveal() for k in (*settings.previous_secret_keys, settings.secret_key)]
+    keys = settings.signing_keys
     return AssetLinks(keys, settings.service.public_base, settings.assets.url_ttl_seconds, clock)
 
 

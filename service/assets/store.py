@@ -38,11 +38,15 @@ class AssetStoreError(TaskhookError):
     code = "asset_store_unavailable"
 
 
-class BlobMissing(AssetStoreError):
-    """No blob under that key (it was deleted by retention, or never written)."""
+class AssetExpired(TaskhookError):
+    """The asset's bytes are no longer kept (retention removed them): 410."""
 
     status_code = 410
     code = "asset_expired"
+
+
+class BlobMissing(AssetExpired):
+    """No blob under that key (it was deleted by retention, or never written)."""
 
 
 class AssetStore(Protocol):

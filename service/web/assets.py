@@ -8,19 +8,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from service import usecases
-from service.assets.store import BlobMissing
+from service.assets.store import AssetExpired, BlobMissing
 from service.assets.uploads import create_upload
 from service.core.assets import Asset, upload_object
 from service.core.ranges import ByteRange, Unsatisfiable, parse_range
-from service.errors import MalformedRequest, NotFound, TaskhookError
+from service.errors import NotFound
+from service.web.bodies import declared_length
 from service.web.context import caller, services
-
-_MAX_LENGTH_DIGITS = 18
-
-
-class AssetExpired(TaskhookError):
-    status_code = 410
-    code = "asset_expired"
 
 
 def _etag(asset: Asset) -> str:
@@ -103,15 +97,11 @@ async def task_result(request: Request) -> Response:
 
 async def upload(request: Request) -> Response:
     svc, who = await caller(request)
-    declared = request.headers.get("content-length")
-    if declared is not None and not (
-        declared.isascii() and declared.isdigit() and len(declared) <= _MAX_LENGTH_DIGITS
-    ):
-        raise MalformedRequest("Content-Length is not a number.")
+    declared = declared_length(request, svc.assets.settings.max_upload_bytes)
     asset = await create_upload(
         svc.assets, svc.store, svc.clock, account_id=who.account_id,
         content_type=request.headers.get("content-type", ""),
-        declared_length=None if declared is None else int(declared),
+        declared_length=declared,
         body=request.stream(),
     )  # fmt: skip
     body = upload_object(asset, svc.assets.links.url(asset.id))

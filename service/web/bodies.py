@@ -17,14 +17,22 @@ from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaTy
 _MAX_LENGTH_DIGITS = 18
 
 
+def declared_length(request: Request, max_bytes: int) -> int | None:
+    """The request's ``Content-Length`` (``None`` when it sends none): 400 when it is not a
+    number, 413 when it is past ``max_bytes`` (so a body too large is refused unread)."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    if not (declared.isascii() and declared.isdigit()):
+        raise MalformedRequest("Content-Length is not a number.")
+    if len(declared) > _MAX_LENGTH_DIGITS or int(declared) > max_bytes:
+        raise PayloadTooLarge(f"The body exceeds {max_bytes} bytes.")
+    return int(declared)
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``max_bytes``."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not (declared.isascii() and declared.isdigit()):
-            raise MalformedRequest("Content-Length is not a number.")
-        if len(declared) > _MAX_LENGTH_DIGITS or int(declared) > max_bytes:
-            raise PayloadTooLarge(f"The body exceeds {max_bytes} bytes.")
+    declared_length(request, max_bytes)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,8 @@ def serving(work_dir: Path, seconds: float, concurrency: int, runs: int) -> dict
     env = {**os.environ, "TASKHOOK_CONFIG": str(ROOT / "config" / "dev.toml"),
            "TASKHOOK_DATA_DIR": str(data_dir), "TASKHOOK_LOG_LEVEL": "error",
            "TASKHOOK_SECRET_KEY": "bench-secret-key-0123456789abcdefghij",
-           "TASKHOOK__WORKERS__IN_SERVE": "false"}  # fmt: skip
+           "TASKHOOK__WORKERS__IN_SERVE": "false",
+           "TASKHOOK__ASSETS__MAX_UPLOAD_BYTES": str(200 * MB)}  # fmt: skip
     link = asyncio.run(_keep_asset(env, image))
     ours_port, bare_port = free_port(), free_port()
     (work_dir / "bare_app.py").write_text(BARE_APP)
@@ -260,16 +262,12 @@ def serving(work_dir: Path, seconds: float, concurrency: int, runs: int) -> dict
 
 
 async def _keep_asset(env: dict[str, str], image: Path) -> str:
-    """Put ``image`` into the service's store as an upload would; its path and signed query."""
-    import hashlib
-    import shutil
+    """Keep ``image`` in the service's store through the upload use case; its signed path."""
     from urllib.parse import urlsplit
 
     from service.app import open_store
-    from service.assets.keeper import asset_links
-    from service.assets.probe import probe
-    from service.assets.store import FileAssetStore
-    from service.core.assets import Asset
+    from service.assets.keeper import build_assets
+    from service.assets.uploads import create_upload
     from service.core.clock import system_clock
     from service.settings import load_settings
     from service.usecases import create_account
@@ -277,25 +275,22 @@ async def _keep_asset(env: dict[str, str], image: Path) -> str:
     settings = load_settings(env)
     store = open_store(settings)
     await store.open()
+    assets = build_assets(settings, system_clock)
+    data = await anyio.Path(image).read_bytes()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
     try:
         account = await create_account(store, system_clock, "bench", 0)
-        blobs = FileAssetStore(settings.storage.data_dir / "assets")
-        data = await anyio.Path(image).read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        staged = blobs.staging / "bench.part"
-        shutil.copyfile(image, staged)
-        await blobs.put(sha, staged, "image/png")
-        info = probe(image)
-        asset = Asset(
-            id="upl_01M8YD0000000000000000BNCH", account_id=account.id, kind="upload",
-            sha256=sha, content_type=info.content_type, width=info.width, height=info.height,
-            bytes=len(data), created_at=system_clock(),
+        asset = await create_upload(
+            assets, store, system_clock, account_id=account.id, content_type="image/png",
+            declared_length=len(data), body=body(),
         )  # fmt: skip
-        async with store.transaction() as tx:
-            await tx.insert_asset(asset)
     finally:
+        await assets.close()
         await store.close()
-    url = urlsplit(asset_links(settings, system_clock).url(asset.id))
+    url = urlsplit(assets.links.url(asset.id))
     return f"{url.path}?{url.query}"
 
 
